@@ -1,0 +1,78 @@
+"""Loading weights safely: safetensors (eqbench's own format) or a method's official format.
+
+Official `.pth`/`.pt` files are read with `torch.load(weights_only=True)`, which refuses pickles
+that carry code. Key mismatches become one error naming what is missing and what is unexpected.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import EqbenchError
+
+
+def _summ(keys: list[str], n: int = 4) -> str:
+    keys = sorted(keys)
+    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def torch_load_safe(path: str | Path) -> object:
+    path = Path(path)
+    if not path.is_file():
+        raise EqbenchError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise EqbenchError(f"{path} is not a plain weights file (it needs code to unpickle: {str(e)[:120]}); "
+                           "refusing to load it. Re-save it as a state_dict or safetensors") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise EqbenchError(f"cannot read checkpoint {path}: corrupt or not a torch file ({str(e)[:120]})") from None
+
+
+def load_state_dict_strict(model: nn.Module, sd: dict, source: str) -> None:
+    """load_state_dict(strict) with a one-line error that names the mismatch and its likely cause."""
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise EqbenchError(f"{source}: expected a mapping of parameter names to tensors")
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shape = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    name = getattr(model, "method_name", type(model).__name__)
+    if missing or unexpected or shape:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys ({_summ(missing)})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys ({_summ(unexpected)})")
+        if shape:
+            k = shape[0]
+            parts.append(f"{len(shape)} shape mismatches (e.g. {k}: file {tuple(sd[k].shape)} vs model "
+                         f"{tuple(own[k].shape)})")
+        raise EqbenchError(f"{source} does not fit method {name!r} with these options: {'; '.join(parts)}. "
+                           "Is it a checkpoint of another method, encoder or size?")
+    with torch.no_grad():
+        model.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()}, strict=True)
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """eqbench safetensors (strict) or, for any other file, the method's `load_official`."""
+    path = Path(path)
+    if not path.is_file():
+        raise EqbenchError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            sd = load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise EqbenchError(f"cannot read {path}: corrupt safetensors file ({e})") from None
+        load_state_dict_strict(model, sd, str(path))
+        return model
+    return model.load_official(path)

@@ -1,0 +1,1 @@
+"""Data: datasets.yaml, image I/O, MATLAB-compatible resize, protocol degradations."""

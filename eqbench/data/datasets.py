@@ -1,0 +1,188 @@
+"""datasets.yaml: named datasets, the data root, presence and checksum status."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import EqbenchError, unknown_name
+from .io import list_images
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+ROLES = ("benchmark", "train")
+
+
+def default_datasets_yaml() -> Path:
+    return Path(os.environ.get("EQBENCH_DATASETS_YAML", PACKAGE_ROOT / "datasets.yaml"))
+
+
+def default_cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "eqbench" / "data"
+
+
+def resolve_data_root(data_root: str | os.PathLike | None) -> tuple[Path, str]:
+    """(root, where it came from): --data-root > $EQBENCH_DATA > the user cache folder."""
+    if data_root:
+        return Path(data_root).expanduser(), "--data-root"
+    if os.environ.get("EQBENCH_DATA"):
+        return Path(os.environ["EQBENCH_DATA"]).expanduser(), "$EQBENCH_DATA"
+    return default_cache_root(), "the user cache folder"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    role: str
+    images: int
+    path: str | None = None
+    checksums: str | None = None
+    source: str = ""
+    builtin: str | None = None
+    files: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class DatasetStatus:
+    spec: DatasetSpec
+    folder: Path | None
+    found: bool
+    count: int
+    files: tuple[Path, ...]
+
+
+def load_catalog(path: str | os.PathLike | None = None) -> dict[str, DatasetSpec]:
+    path = Path(path) if path else default_datasets_yaml()
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise EqbenchError(f"datasets catalogue not found: {path} (set EQBENCH_DATASETS_YAML)") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise EqbenchError(f"{path}: malformed YAML{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("datasets"), dict):
+        raise EqbenchError(f"{path}: expected a mapping with a 'datasets:' mapping at the top level")
+    out: dict[str, DatasetSpec] = {}
+    allowed = {"role", "path", "images", "checksums", "source", "builtin", "files"}
+    for name, entry in doc["datasets"].items():
+        where = f"{path}: datasets.{name}"
+        if not isinstance(entry, dict):
+            raise EqbenchError(f"{where}: expected a mapping of fields, got {type(entry).__name__}")
+        extra = set(entry) - allowed
+        if extra:
+            raise EqbenchError(f"{where}: unknown field(s) {sorted(extra)}; allowed: {sorted(allowed)}")
+        if entry.get("role") not in ROLES:
+            raise EqbenchError(f"{where}.role: must be one of {ROLES}, got {entry.get('role')!r}")
+        if not isinstance(entry.get("images"), int) or entry["images"] < 1:
+            raise EqbenchError(f"{where}.images: must be a positive integer, got {entry.get('images')!r}")
+        if bool(entry.get("path")) == bool(entry.get("builtin")):
+            raise EqbenchError(f"{where}: give exactly one of 'path' (under the data root) or 'builtin'")
+        if entry.get("builtin") not in (None, "skimage"):
+            raise EqbenchError(f"{where}.builtin: only 'skimage' is supported, got {entry['builtin']!r}")
+        out[str(name)] = DatasetSpec(
+            name=str(name), role=entry["role"], images=entry["images"], path=entry.get("path"),
+            checksums=entry.get("checksums"), source=str(entry.get("source", "")),
+            builtin=entry.get("builtin"), files=tuple(entry.get("files") or ()),
+        )
+    return out
+
+
+def get_spec(name: str, catalog: dict[str, DatasetSpec]) -> DatasetSpec:
+    if name not in catalog:
+        raise unknown_name("dataset", name, catalog)
+    return catalog[name]
+
+
+def _skimage_dir() -> Path:
+    import skimage.data
+
+    return Path(skimage.data.__file__).parent
+
+
+def status(spec: DatasetSpec, root: Path) -> DatasetStatus:
+    if spec.builtin:
+        folder = _skimage_dir()
+        files = tuple(folder / f for f in spec.files if (folder / f).is_file())
+        return DatasetStatus(spec, folder, len(files) == len(spec.files), len(files), files)
+    folder = root / spec.path
+    if not folder.is_dir():
+        return DatasetStatus(spec, folder, False, 0, ())
+    files = tuple(list_images(folder))
+    return DatasetStatus(spec, folder, bool(files), len(files), files)
+
+
+def locate(name: str, data_root: str | os.PathLike | None = None,
+           catalog: dict[str, DatasetSpec] | None = None) -> DatasetStatus:
+    """The dataset's image files, or one error naming the paths searched and how to set the root."""
+    catalog = catalog or load_catalog()
+    spec = get_spec(name, catalog)
+    root, origin = resolve_data_root(data_root)
+    st = status(spec, root)
+    if not st.found:
+        if spec.builtin:
+            raise EqbenchError(f"dataset {name!r}: scikit-image's bundled images are missing from {st.folder}; "
+                               "reinstall scikit-image")
+        raise EqbenchError(
+            f"dataset {name!r} not found: no images in {st.folder} (data root {root} from {origin}); "
+            f"put the {name} HR images there or set --data-root / EQBENCH_DATA to the folder that holds {spec.path}/"
+        )
+    return st
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def digest(files: list[Path] | tuple[Path, ...]) -> str:
+    """One sha256 over (file name, file sha256) pairs: the dataset identity recorded in results."""
+    h = hashlib.sha256()
+    for p in sorted(files, key=lambda p: p.name):
+        h.update(f"{p.name}  {sha256_file(p)}\n".encode())
+    return h.hexdigest()
+
+
+def read_manifest(path: Path) -> dict[str, str]:
+    out = {}
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(None, 1)
+        if len(parts) != 2 or len(parts[0]) != 64:
+            raise EqbenchError(f"{path}:{i}: malformed checksum line (expected '<sha256>  <path>')")
+        out[parts[1].lstrip("*").strip()] = parts[0].lower()
+    return out
+
+
+def verify(st: DatasetStatus, root: Path) -> tuple[str, list[str]]:
+    """('ok'|'mismatch'|'no manifest'|'missing', problems) for one located dataset."""
+    spec = st.spec
+    if not st.found:
+        return "missing", [f"no images in {st.folder}"]
+    if not spec.checksums:
+        return "no manifest", []
+    manifest_path = root / spec.checksums
+    if not manifest_path.is_file():
+        return "no manifest", [f"manifest {manifest_path} not found"]
+    manifest = read_manifest(manifest_path)
+    prefix = spec.path.rstrip("/") + "/"
+    expected = {k[len(prefix):]: v for k, v in manifest.items() if k.startswith(prefix)}
+    problems = []
+    present = {p.name: p for p in st.files}
+    for name, want in sorted(expected.items()):
+        if name not in present:
+            problems.append(f"{prefix}{name}: missing")
+        elif sha256_file(present[name]) != want:
+            problems.append(f"{prefix}{name}: checksum mismatch")
+    for name in sorted(set(present) - set(expected)):
+        problems.append(f"{prefix}{name}: not in the manifest")
+    return ("ok" if not problems else "mismatch"), problems

@@ -1,0 +1,58 @@
+"""Image reading with one clear error per bad file.
+
+Images come back as uint8 numpy arrays, (H, W, 3) for colour and (H, W) for greyscale: greyscale HR
+images are scored on their single channel (protocol.md), so they are not expanded here.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import EqbenchError
+
+IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".webp")
+
+
+class EqbenchWarning(UserWarning):
+    """A recoverable input problem (the CLI prints it as one 'warning:' line)."""
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return _to_uint8(im, path)
+    except FileNotFoundError:
+        raise EqbenchError(f"image not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise EqbenchError(f"cannot read image {path}: corrupt or truncated ({e}); re-download or remove it") from None
+
+
+def _to_uint8(im: Image.Image, path: Path) -> np.ndarray:
+    mode = im.mode
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        warnings.warn(f"{path}: dropping the alpha channel", EqbenchWarning, stacklevel=3)
+        im = im.convert("RGB" if mode != "LA" else "L")
+        mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if a.max() > 255 or mode.startswith("I;16") else 255.0
+        warnings.warn(f"{path}: {mode} image rescaled to 8 bits", EqbenchWarning, stacklevel=3)
+        return np.clip(np.floor(a * (255.0 / top) + 0.5), 0, 255).astype(np.uint8)
+    if mode == "1":
+        im = im.convert("L")
+    elif mode not in ("RGB", "L"):
+        im = im.convert("RGB")
+    a = np.asarray(im)
+    if a.dtype != np.uint8:
+        raise EqbenchError(f"cannot read image {path}: unsupported pixel type {a.dtype} (mode {im.mode})")
+    return np.ascontiguousarray(a)
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

@@ -1,0 +1,1 @@
+"""Reports rendered from results.json alone: text/markdown/csv tables, HTML, plots."""

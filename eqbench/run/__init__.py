@@ -1,0 +1,1 @@
+"""Running evaluations: scoring, the results store, the runner."""

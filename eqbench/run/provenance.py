@@ -1,0 +1,49 @@
+"""Where a number came from: versions, git state, device, threads, time."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..data.datasets import PACKAGE_ROOT
+
+
+def git_state(root=PACKAGE_ROOT) -> dict:
+    def run(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    sha = run("rev-parse", "HEAD")
+    dirty = run("status", "--porcelain", "--untracked-files=no")
+    return {"sha": sha, "dirty": bool(dirty) if dirty is not None else None}
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def collect(device: str, seed: int) -> dict:
+    dev = torch.device(device)
+    return {
+        "eqbench_version": __version__,
+        "git": git_state(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "seed": seed,
+        "started": now_iso(),
+    }

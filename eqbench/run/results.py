@@ -1,0 +1,91 @@
+"""results.json: a versioned schema with provenance and tidy rows, written atomically.
+
+Layout:
+  {"schema": "eqbench.results", "schema_version": 1,
+   "provenance": {...versions, git, device, threads, seed, timestamps...},
+   "config": {...the run configuration...},
+   "datasets": {name: {"digest": sha256, "n_files": int, "source": str}},
+   "rows": [{"method", "dataset", "scale": [sh, sw], "metric", "value", "n_images", "protocol",
+             "images": {image: value}, "skipped": [image, ...], "kind": "eval"|analysis name}],
+   "analyses": {...}}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import EqbenchError
+
+SCHEMA = "eqbench.results"
+SCHEMA_VERSION = 1
+
+
+def new_results(provenance: dict, config: dict) -> dict:
+    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "provenance": provenance, "config": config,
+            "datasets": {}, "rows": [], "analyses": {}}
+
+
+def _clean(v):
+    # JSON has no inf/nan: write them as strings a reader maps back.
+    if isinstance(v, float) and not math.isfinite(v):
+        return "inf" if v > 0 else ("-inf" if v < 0 else "nan")
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    return v
+
+
+def write_json_atomic(path: str | os.PathLike, doc: dict) -> None:
+    """Write via a temp file in the same folder + rename, so a reader never sees a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(_clean(doc), f, indent=1, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def load_results(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise EqbenchError(f"results file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EqbenchError(f"{path} is corrupt or truncated (not valid JSON: {e}); re-run to regenerate it") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise EqbenchError(f"{path} is not an eqbench results file (no 'schema': {SCHEMA!r})")
+    v = doc.get("schema_version")
+    if not isinstance(v, int) or v > SCHEMA_VERSION:
+        raise EqbenchError(f"{path} has results schema version {v}, newer than this eqbench reads "
+                           f"({SCHEMA_VERSION}); upgrade eqbench")
+    if not isinstance(doc.get("rows"), list):
+        raise EqbenchError(f"{path} has no 'rows' list; the file is damaged")
+    return doc
+
+
+def rows_frame(doc: dict):
+    """The tidy rows as a pandas DataFrame (scale split into scale_h / scale_w)."""
+    import pandas as pd
+
+    df = pd.DataFrame([{k: v for k, v in r.items() if k != "images"} for r in doc["rows"]])
+    if not df.empty and "scale" in df:
+        df["scale_h"] = df["scale"].map(lambda s: float(s[0]))
+        df["scale_w"] = df["scale"].map(lambda s: float(s[1]))
+    return df

@@ -1,0 +1,128 @@
+"""The evaluation runner: method x dataset x scale under one protocol, results written atomically.
+
+Every name is validated before any work starts; after each finished cell results.json is rewritten
+atomically, so an interrupted run keeps what it finished and `--resume` skips it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..data.datasets import digest, load_catalog, locate, resolve_data_root
+from ..data.io import EqbenchWarning, load_image
+from ..errors import EqbenchError
+from ..method import create_method, method_entry
+from ..protocol import EvalProtocol
+from ..scales import Scale
+from . import provenance
+from .evaluate import EVAL_METRICS, evaluate_images
+from .results import load_results, new_results, write_json_atomic
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    methods: tuple[str, ...]
+    datasets: tuple[str, ...]
+    scales: tuple[Scale, ...]
+    protocol: EvalProtocol
+    out: Path
+    data_root: str | None = None
+    size: str = "paper"
+    weights: tuple[tuple[str, str], ...] = ()
+    limit: int | None = None
+    device: str = "cpu"
+    seed: int = 0
+    resume: bool = False
+    force: bool = False
+    method_options: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["scales"] = [s.as_list() for s in self.scales]
+        d["protocol"] = self.protocol.id
+        d["out"] = str(self.out)
+        return d
+
+
+def validate(cfg: RunConfig) -> None:
+    """Fail before any work: unknown names, missing data, unusable output folder."""
+    for m in cfg.methods:
+        method_entry(m)
+    catalog = load_catalog()
+    for d in cfg.datasets:
+        locate(d, cfg.data_root, catalog)
+    results = cfg.out / "results.json"
+    if results.exists() and not (cfg.resume or cfg.force):
+        raise EqbenchError(f"{results} already holds a run; pass --resume to continue it, --force to "
+                           "overwrite it, or choose another --out")
+    if cfg.out.exists() and not cfg.out.is_dir():
+        raise EqbenchError(f"--out {cfg.out} exists and is not a folder")
+    try:
+        cfg.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EqbenchError(f"cannot create the output folder {cfg.out}: {e.strerror}") from None
+    if not os.access(cfg.out, os.W_OK):
+        raise EqbenchError(f"the output folder {cfg.out} is not writable")
+
+
+def _cell_key(row: dict) -> tuple:
+    return (row["method"], row["dataset"], tuple(row["scale"]), row["protocol"])
+
+
+def run(cfg: RunConfig, *, progress=None) -> dict:
+    validate(cfg)
+    path = cfg.out / "results.json"
+    if cfg.resume and path.exists():
+        doc = load_results(path)
+        if doc["config"].get("protocol") != cfg.protocol.id:
+            raise EqbenchError(f"{path} was made under {doc['config'].get('protocol')}, not {cfg.protocol.id}; "
+                               "use another --out")
+    else:
+        doc = new_results(provenance.collect(cfg.device, cfg.seed), cfg.to_dict())
+    done = {_cell_key(r) for r in doc["rows"] if r.get("kind", "eval") == "eval"}
+    catalog = load_catalog()
+    root, _ = resolve_data_root(cfg.data_root)
+    weights = dict(cfg.weights)
+    opts = {m: dict(o) for m, o in cfg.method_options}
+    for ds in cfg.datasets:
+        st = locate(ds, cfg.data_root, catalog)
+        files = list(st.files[: cfg.limit] if cfg.limit else st.files)
+        if st.spec.images != st.count:
+            warnings.warn(f"dataset {ds}: found {st.count} images in {st.folder}, datasets.yaml expects "
+                          f"{st.spec.images}", EqbenchWarning, stacklevel=2)
+        doc["datasets"][ds] = {"digest": digest(files), "n_files": len(files), "folder": str(st.folder),
+                               "source": st.spec.source}
+        images = [(p.stem, load_image(p)) for p in files]
+        for mname in cfg.methods:
+            todo = [s for s in cfg.scales if (mname, ds, tuple(s.as_list()), cfg.protocol.id) not in done]
+            if not todo:
+                continue
+            model = _build(mname, cfg, weights.get(mname), opts.get(mname, {}))
+            for scale in todo:
+                cell = evaluate_images(model, images, scale, cfg.protocol, device=cfg.device)
+                for metric in EVAL_METRICS:
+                    doc["rows"].append({
+                        "kind": "eval", "method": mname, "dataset": ds, "scale": scale.as_list(),
+                        "metric": metric, "value": cell.mean(metric), "n_images": len(cell.per_image),
+                        "protocol": cfg.protocol.id,
+                        "images": {k: v[metric] for k, v in cell.per_image.items()}, "skipped": cell.skipped,
+                    })
+                doc["provenance"]["finished"] = provenance.now_iso()
+                write_json_atomic(path, doc)
+                if progress:
+                    progress(mname, ds, scale, cell)
+            del model
+    write_json_atomic(path, doc)
+    return doc
+
+
+def _build(name: str, cfg: RunConfig, weights: str | None, options: dict):
+    model = create_method(name, size=cfg.size if name != "bicubic" else "paper", **options)
+    if weights:
+        from ..checkpoint import load_weights
+
+        load_weights(model, weights)
+    return model.to(cfg.device).eval()
