@@ -1,0 +1,105 @@
+"""Shared convolutional encoders (feature extractors without an upsampler).
+
+Module names follow the official code (EDSR/RDN as LIIF, LTE and MetaSR ship them), so official
+checkpoints map onto these modules with a prefix change only.
+
+  * EDSR (Lim et al. 2017): head conv, n_resblocks x (conv-ReLU-conv, x res_scale, +skip), body conv,
+    global skip from the head. `edsr-baseline` = 16 blocks x 64 channels, res_scale 1.
+  * RDN (Zhang et al. 2018), config B: 16 residual dense blocks x 8 dense layers, growth 64.
+The MeanShift modules of the official EDSR are left out: LIIF/LTE never apply them in forward
+(24 frozen parameters: 1,220,440 official vs 1,220,416 here for edsr-baseline).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv3(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, padding=k // 2)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, n_feats: int, res_scale: float = 1.0) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv3(n_feats, n_feats), nn.ReLU(True), conv3(n_feats, n_feats))
+        self.res_scale = res_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x) * self.res_scale if self.res_scale != 1 else x + self.body(x)
+
+
+class EDSREncoder(nn.Module):
+    """EDSR without upsampler: (N, 3, h, w) -> (N, n_feats, h, w). Input normalisation is the caller's."""
+
+    def __init__(self, n_resblocks: int = 16, n_feats: int = 64, res_scale: float = 1.0, n_colors: int = 3) -> None:
+        super().__init__()
+        self.out_dim = n_feats
+        self.head = nn.Sequential(conv3(n_colors, n_feats))
+        self.body = nn.Sequential(*[ResBlock(n_feats, res_scale) for _ in range(n_resblocks)],
+                                  conv3(n_feats, n_feats))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(x)
+        return self.body(x) + x
+
+    @property
+    def taps(self) -> tuple[str, ...]:
+        n = len(self.body) - 1
+        return ("head",) + tuple(f"body.{i}" for i in range(n)) + (f"body.{n}",)
+
+
+class _DenseLayer(nn.Module):
+    def __init__(self, cin: int, growth: int, k: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(conv3(cin, growth, k), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat((x, self.conv(x)), 1)
+
+
+class RDB(nn.Module):
+    def __init__(self, g0: int, growth: int, n_layers: int, k: int = 3) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(*[_DenseLayer(g0 + c * growth, growth, k) for c in range(n_layers)])
+        self.LFF = nn.Conv2d(g0 + n_layers * growth, g0, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.LFF(self.convs(x)) + x
+
+
+class RDNEncoder(nn.Module):
+    """RDN without upsampler. Config B: D=16 blocks, C=8 layers, G=64 growth, G0=64."""
+
+    def __init__(self, G0: int = 64, D: int = 16, C: int = 8, G: int = 64, k: int = 3, n_colors: int = 3) -> None:
+        super().__init__()
+        self.out_dim = G0
+        self.SFENet1 = conv3(n_colors, G0, k)
+        self.SFENet2 = conv3(G0, G0, k)
+        self.RDBs = nn.ModuleList([RDB(G0, G, C, k) for _ in range(D)])
+        self.GFF = nn.Sequential(nn.Conv2d(D * G0, G0, 1), conv3(G0, G0, k))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f1 = self.SFENet1(x)
+        x = self.SFENet2(f1)
+        outs = []
+        for rdb in self.RDBs:
+            x = rdb(x)
+            outs.append(x)
+        return self.GFF(torch.cat(outs, 1)) + f1
+
+    @property
+    def taps(self) -> tuple[str, ...]:
+        return ("SFENet2",) + tuple(f"RDBs.{i}" for i in range(len(self.RDBs))) + ("GFF",)
+
+
+EDSR_PRESETS = {
+    "edsr-baseline": dict(n_resblocks=16, n_feats=64, res_scale=1.0),
+    "edsr": dict(n_resblocks=32, n_feats=256, res_scale=0.1),
+    "edsr-tiny": dict(n_resblocks=4, n_feats=32, res_scale=1.0),
+}
+RDN_PRESETS = {
+    "rdn": dict(G0=64, D=16, C=8, G=64),
+    "rdn-tiny": dict(G0=32, D=3, C=3, G=16),
+}
