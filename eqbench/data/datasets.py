@@ -176,6 +176,8 @@ def verify(st: DatasetStatus, root: Path) -> tuple[str, list[str]]:
     manifest = read_manifest(manifest_path)
     prefix = spec.path.rstrip("/") + "/"
     expected = {k[len(prefix):]: v for k, v in manifest.items() if k.startswith(prefix)}
+    if not expected:
+        return "no manifest", [f"{manifest_path} lists no file under {prefix}"]
     problems = []
     present = {p.name: p for p in st.files}
     for name, want in sorted(expected.items()):
