@@ -2,3 +2,4 @@
 
 from . import bicubic  # noqa: F401
 from . import metasr  # noqa: F401
+from . import arbsr  # noqa: F401
