@@ -87,7 +87,8 @@ class ArbSR(SRMethod):
         """A plain state_dict as the official code saves it (`experiment/ArbRCAN/model/model_150.pt`)."""
         sd = torch_load_safe(path)
         if isinstance(sd, dict) and isinstance(sd.get("model"), dict):
-            raise EqbenchError(f"{path} is a LIIF-style checkpoint ({{'model': ...}}), not an ArbSR state_dict")
+            raise EqbenchError(f"{path} is a LIIF-style checkpoint ({{'model': ...}}), "
+                               "not an ArbSR state_dict")
         load_state_dict_strict(self, sd, str(path))
         return self
 
@@ -137,8 +138,8 @@ def _load_backbone(module: nn.Module, path, exclude: tuple[str, ...] = ()) -> No
     picked = {k: sd[k] for k in own if k in sd}
     missing = [k for k in own if k not in sd]
     if missing:
-        raise EqbenchError(f"{path} lacks {len(missing)} backbone keys (e.g. {missing[0]}): not a fixed-scale "
-                           "checkpoint of this backbone and size")
+        raise EqbenchError(f"{path} lacks {len(missing)} backbone keys (e.g. {missing[0]}): "
+                           "not a fixed-scale checkpoint of this backbone and size")
     full = dict(module.state_dict())
     full.update(picked)
     load_state_dict_strict(module, full, str(path))

@@ -66,7 +66,8 @@ class ScaleAwareAdapt(nn.Module):
 
 
 class ScaleAwareUpsample(nn.Module):
-    def __init__(self, channels: int, num_experts: int = 4, hidden: int = 64, chunk_pixels: int = 16384) -> None:
+    def __init__(self, channels: int, num_experts: int = 4, hidden: int = 64,
+                 chunk_pixels: int = 16384) -> None:
         super().__init__()
         self.num_experts, self.channels, self.chunk_pixels = num_experts, channels, chunk_pixels
         comp = torch.empty(num_experts, channels // 8, channels, 1, 1)
@@ -77,7 +78,8 @@ class ScaleAwareUpsample(nn.Module):
             nn.init.kaiming_uniform_(expd[e], a=math.sqrt(5))
         self.weight_compress = nn.Parameter(comp)
         self.weight_expand = nn.Parameter(expd)
-        self.body = nn.Sequential(nn.Conv2d(4, hidden, 1), nn.ReLU(True), nn.Conv2d(hidden, hidden, 1), nn.ReLU(True))
+        self.body = nn.Sequential(nn.Conv2d(4, hidden, 1), nn.ReLU(True),
+                                  nn.Conv2d(hidden, hidden, 1), nn.ReLU(True))
         self.routing = nn.Sequential(nn.Conv2d(hidden, num_experts, 1), nn.Sigmoid())
         self.offset = nn.Conv2d(hidden, 2, 1)
 
@@ -103,14 +105,14 @@ class ScaleAwareUpsample(nn.Module):
         for i0 in range(0, H, step):
             rows = slice(i0, min(H, i0 + step))
             R = rows.stop - rows.start
-            grid_in = torch.stack((inv_w.expand(R, W), inv_h.expand(R, W),
-                                   d_h[rows, None].expand(R, W).to(x.dtype), d_w[None, :].expand(R, W).to(x.dtype)))
+            dh, dw = d_h[rows, None].to(x.dtype), d_w[None, :].to(x.dtype)
+            grid_in = torch.stack([v.expand(R, W) for v in (inv_w, inv_h, dh, dw)])  # official channel order
             emb = self.body(grid_in.unsqueeze(0))
             off = self.offset(emb)[0]  # channel 0: along x (width), 1: along y, in LR pixels
             gate = self.routing(emb)  # (1, ne, R, W)
             px = pos_w[None, :].to(x.dtype) + off[0]
             py = pos_h[rows, None].to(x.dtype) + off[1]
-            grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), -1).unsqueeze(0).expand(n, -1, -1, -1)
+            grid = torch.stack(((2 * px + 1) / w - 1, (2 * py + 1) / h - 1), -1).expand(n, -1, -1, -1)
             f0 = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
             z = (F.conv2d(f0, w_comp).view(n, ne, c8, R, W) * gate.unsqueeze(2)).sum(1)
             y = f0.clone()
