@@ -82,18 +82,23 @@ class MetaSR(SRMethod):
         out = feat.new_empty(n, 3, H, W)
         for i0 in range(0, H, step):
             kr = k_r[i0:i0 + step]
+            R = kr.numel()
             u_r, inv_r = torch.unique(d_r[i0:i0 + step], return_inverse=True)
             a = u_r.view(-1, 1, 1).expand(-1, u_c.numel(), 1)
             b = u_c.view(1, -1, 1).expand(u_r.numel(), -1, 1)
             s = torch.full_like(a, s_in)
             inp = torch.cat((s, a, b) if self.variant == "official" else (a, b, s), -1).to(feat.dtype)
-            wts = self.p2w(inp.view(-1, 3)).view(u_r.numel(), u_c.numel(), c * 9, 3)
-            w_pix = wts[inv_r][:, inv_c]  # (rows, W, C*9, 3): the one chunk of per-pixel weights
-            # 3x3 neighbourhoods in unfold's channel-major order c*9 + ky*3 + kx
-            patches = torch.stack([fpad[:, :, kr + dy][:, :, :, k_c + dx]
-                                   for dy in range(3) for dx in range(3)], 2)
-            patches = patches.view(n, c * 9, kr.numel(), W)
-            out[:, :, i0:i0 + kr.numel()] = torch.einsum("nkrw,rwkc->ncrw", patches, w_pix)
+            wts = self.p2w(inp.view(-1, 3))  # one row per distinct (dh, dw) of the chunk
+            # (R*W, C*9*3): the one chunk of per-pixel weights (flat gathers: index_select on a middle
+            # dimension is many times slower on CPU)
+            w_pix = wts.index_select(0, (inv_r[:, None] * u_c.numel() + inv_c[None, :]).view(-1))
+            # 3x3 neighbourhoods of the LR rows this chunk reads, in unfold's order c*9 + ky*3 + kx,
+            # laid out (row, col, n, C*9) so that gathering pixels copies contiguous vectors
+            k0, k1 = int(kr.min()), int(kr.max())
+            nb = F.unfold(fpad[:, :, k0:k1 + 3], 3).view(n, c * 9, (k1 - k0 + 1) * w).permute(2, 0, 1)
+            nb = nb.contiguous().index_select(0, ((kr - k0)[:, None] * w + k_c[None, :]).view(-1))
+            y = torch.bmm(nb, w_pix.view(R * W, c * 9, 3))
+            out[:, :, i0:i0 + R] = y.view(R, W, n, 3).permute(2, 3, 0, 1)
         return out
 
     def _upsample(self, lr: torch.Tensor, out_size: tuple[int, int], scale=None) -> torch.Tensor:
