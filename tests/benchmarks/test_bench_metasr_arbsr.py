@@ -61,7 +61,9 @@ def _measure_here(name: str, options: dict, size: str, hw: int, scale: int) -> d
 def peak_rss_delta(name: str, options: dict, size: str = "paper", hw: int = 100, scale: int = 4) -> dict:
     """Run one upsample in a fresh interpreter (2 threads) and return its peak-RSS increase in MB."""
     arg = json.dumps([name, options, size, hw, scale])
-    env = dict(os.environ, OMP_NUM_THREADS="2")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONPATH=path)
     r = subprocess.run([sys.executable, __file__, "measure", arg], capture_output=True, text=True, env=env,
                        check=True)
     return json.loads(r.stdout.strip().splitlines()[-1])
