@@ -160,8 +160,8 @@ def transfer_loss(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> t
     return torch.stack([(s - t.detach()).abs().mean() for s, t in zip(student, teacher, strict=True)]).mean()
 
 
-@register_method("arbsr", description="ArbSR: scale-aware feature adaption + scale-aware upsampler on a "
-                 "fixed-scale backbone (backbone 'rcan' = ArbRCAN, 'edsr' = ArbEDSR); asymmetric scales")
+@register_method("arbsr", description="ArbSR (ICCV 2021): scale-aware adapters + upsampler on a fixed-scale "
+                 "backbone; backbone rcan (ArbRCAN) | edsr (ArbEDSR)")
 def make_arbsr(*, size: str = "paper", backbone: str = "rcan") -> ArbSR:
     if backbone not in BACKBONES:
         raise EqbenchError(f"unknown arbsr backbone {backbone!r}{suggest(backbone, BACKBONES)}; "

@@ -167,8 +167,8 @@ def build_encoder(name: str, size: str) -> nn.Module:
     return RDNEncoder(**RDN_PRESETS[preset]) if name == "rdn" else EDSREncoder(**EDSR_PRESETS[preset])
 
 
-@register_method("metasr", description="Meta-SR: per-pixel 3x3 conv weights from (scale, offset) by an MLP "
-                 "(variant 'official' MetaRDN, or 'liif' re-implementation with encoder edsr-baseline/rdn)")
+@register_method("metasr", description="Meta-SR (CVPR 2019): per-pixel conv weights from (scale, offset); "
+                 "variant official (MetaRDN) | liif (encoder edsr-baseline | rdn)")
 def make_metasr(*, size: str = "paper", variant: str = "official", encoder: str | None = None) -> MetaSR:
     if variant not in VARIANTS:
         raise EqbenchError(f"unknown metasr variant {variant!r}{suggest(variant, VARIANTS)}; "
