@@ -43,7 +43,8 @@ def _published(doc: dict) -> dict | None:
     rows = [r for r in data["rows"] if (r["dataset"], round(r["scale"], 4)) in cells]
     if not rows:
         return None
-    cols = sorted({(r["dataset"], r["scale"]) for r in rows})
+    order = list(dict.fromkeys(r["dataset"] for r in doc["rows"]))
+    cols = sorted({(r["dataset"], r["scale"]) for r in rows}, key=lambda c: (order.index(c[0]), c[1]))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     val = {(r["method"], r["dataset"], r["scale"]): r["value"] for r in rows}
     head = ["method (published)"] + [f"{d} x{s:g}{'*' if s > OOD_LIMIT else ''}" for d, s in cols]

@@ -45,6 +45,8 @@ def curve_figure(data: dict[str, dict[str, list[tuple[float, float]]]], ylabel: 
                  reference: str | None = None) -> str | None:
     """One panel per dataset; with `reference`, values minus the reference method's at the same scale."""
     panels = {d: m for d, m in data.items() if any(len(v) > 1 for v in m.values())}
+    if reference is not None:  # a relative plot needs the reference and at least one other method
+        panels = {d: m for d, m in panels.items() if reference in m and len(m) > 1}
     if not panels:
         return None
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
@@ -61,7 +63,6 @@ def curve_figure(data: dict[str, dict[str, list[tuple[float, float]]]], ylabel: 
         ax.set_ylabel(ylabel if ref is None else f"{ylabel} - {reference}")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
     return to_data_uri(fig)
 
 
