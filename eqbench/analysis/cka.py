@@ -38,7 +38,9 @@ def _as_tensor(x, what: str) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
     if not isinstance(x, torch.Tensor):
-        raise EqbenchError(f"{what} must be a torch.Tensor or numpy array of shape (n, ...), got {type(x).__name__}")
+        raise EqbenchError(
+            f"{what} must be a torch.Tensor or numpy array of shape (n, ...), got {type(x).__name__}"
+        )
     if x.dim() < 1 or x.shape[0] < 1:
         raise EqbenchError(f"{what} must have shape (n, ...) with n >= 1, got {tuple(x.shape)}")
     return x
@@ -60,8 +62,10 @@ def gram_linear(x) -> torch.Tensor:
 
 def _check_pair(k: torch.Tensor, l: torch.Tensor) -> int:
     if k.shape != l.shape or k.dim() != 2 or k.shape[0] != k.shape[1]:
-        raise EqbenchError(f"CKA needs two feature sets with the same number of examples n, got Gram "
-                           f"matrices {tuple(k.shape)} and {tuple(l.shape)}")
+        raise EqbenchError(
+            f"CKA needs two feature sets with the same number of examples n, got Gram "
+            f"matrices {tuple(k.shape)} and {tuple(l.shape)}"
+        )
     return k.shape[0]
 
 
@@ -84,7 +88,7 @@ def _offdiag(k: torch.Tensor) -> torch.Tensor:
 
 def hsic1(k: torch.Tensor, l: torch.Tensor) -> float:
     """Unbiased HSIC_1 of two Gram matrices (n >= 4)."""
-    n = _check_pair(k, l)
+    _check_pair(k, l)
     return float(hsic1_matrix(torch.stack([k, l]))[0, 1])
 
 
@@ -98,7 +102,9 @@ def hsic1_matrix(grams: torch.Tensor) -> torch.Tensor:
     if grams.dim() != 3 or grams.shape[1] != n:
         raise EqbenchError(f"expected a stack of square Gram matrices (m, n, n), got {tuple(grams.shape)}")
     if n < 4:
-        raise EqbenchError(f"the unbiased HSIC needs at least 4 examples per batch, got {n}; use a larger batch")
+        raise EqbenchError(
+            f"the unbiased HSIC needs at least 4 examples per batch, got {n}; use a larger batch"
+        )
     kt = _offdiag(grams)
     v = kt.reshape(m, n * n)
     r = kt.sum(-1)
@@ -174,8 +180,10 @@ class GramStore:
         batches = sorted(self.grams[keys[0]])
         for key in keys:
             if sorted(self.grams[key]) != batches:
-                raise EqbenchError(f"feature source {key!r} has batches {sorted(self.grams[key])}, others "
-                                   f"{batches}: every source must see the same batches")
+                raise EqbenchError(
+                    f"feature source {key!r} has batches {sorted(self.grams[key])}, others "
+                    f"{batches}: every source must see the same batches"
+                )
         total = torch.zeros(len(keys), len(keys), dtype=torch.float64)
         for b in batches:
             total += hsic1_matrix(torch.stack([self.grams[key][b] for key in keys]))

@@ -95,7 +95,9 @@ def _eq_length(length: int, s: float, rule: str) -> tuple[int, int, int] | None:
     return None
 
 
-def eq_crop(hw: Sequence[int], scale: Scale, protocol: EvalProtocol) -> tuple[tuple[int, int], tuple[int, int]]:
+def eq_crop(
+    hw: Sequence[int], scale: Scale, protocol: EvalProtocol
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """((H, W) crop of x, (U_h, U_w) size of phi(x)); raises TooSmall if no crop fits."""
     rule = protocol.crop_for(scale.integer)
     a, b = _eq_length(int(hw[0]), scale.h, rule), _eq_length(int(hw[1]), scale.w, rule)
@@ -113,8 +115,10 @@ def _named(images) -> list[tuple[str, np.ndarray]]:
     for i, item in enumerate(images):
         name, img = item if isinstance(item, tuple) else (f"image{i}", item)
         if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim not in (2, 3):
-            raise EqbenchError(f"EQ_S needs 8-bit HR images as numpy uint8 arrays (H, W, 3) or (H, W); "
-                               f"{name} is {type(img).__name__} {getattr(img, 'dtype', '')}")
+            raise EqbenchError(
+                f"EQ_S needs 8-bit HR images as numpy uint8 arrays (H, W, 3) or (H, W); "
+                f"{name} is {type(img).__name__} {getattr(img, 'dtype', '')}"
+            )
         out.append((str(name), img))
     if not out:
         raise EqbenchError("EQ_S got no images")
@@ -132,8 +136,9 @@ def _run(method, x01: torch.Tensor, out_size: tuple[int, int], device, dtype) ->
         return method.upsample(x01.unsqueeze(0).to(device=device, dtype=dtype), out_size)[0].to("cpu")
 
 
-def eq_s_image(method, name: str, img: np.ndarray, scale: Scale, protocol: EvalProtocol, *,
-               device=None) -> tuple[dict[str, float], tuple[int, int]]:
+def eq_s_image(
+    method, name: str, img: np.ndarray, scale: Scale, protocol: EvalProtocol, *, device=None
+) -> tuple[dict[str, float], tuple[int, int]]:
     """{'eq-s': dB, 'psnr-y': dB} for one uint8 HR image, and the (H, W) crop used."""
     (H, W), up_size = eq_crop(img.shape[:2], scale, protocol)
     device = device if device is not None else getattr(method, "device", "cpu")
@@ -147,7 +152,9 @@ def eq_s_image(method, name: str, img: np.ndarray, scale: Scale, protocol: EvalP
     up8 = _to_uint8(to_single_channel(up) if pair.single_channel else up)
     right_pair = make_pair(name, up8, scale, protocol)  # f(phi(x))
     if right_pair.out_size != up_size or tuple(right_pair.lr.shape[-2:]) != (H, W):
-        raise AssertionError(f"{name}: f(phi(x)) has size {tuple(right_pair.lr.shape[-2:])}, expected {(H, W)}")
+        raise AssertionError(
+            f"{name}: f(phi(x)) has size {tuple(right_pair.lr.shape[-2:])}, expected {(H, W)}"
+        )
     shave = shave_for(scale)
 
     def y(img01: torch.Tensor) -> torch.Tensor:
@@ -159,24 +166,35 @@ def eq_s_image(method, name: str, img: np.ndarray, scale: Scale, protocol: EvalP
     return {"eq-s": eq, "psnr-y": ref}, (H, W)
 
 
-def eq_s_details(method, hr_images, scale, *, protocol: str | EvalProtocol = "matlab", device=None) -> EqsResult:
+def eq_s_details(
+    method, hr_images, scale, *, protocol: str | EvalProtocol = "matlab", device=None
+) -> EqsResult:
     """EQ_S and PSNR-Y per image at one scale (images too small for an exact crop are skipped)."""
     scale, protocol = parse_scale(scale), get_protocol(protocol)
     images = _named(hr_images)
     res = EqsResult(scale, {})
     for name, img in images:
         try:
-            res.per_image[name], res.crops[name] = eq_s_image(method, name, img, scale, protocol, device=device)
+            res.per_image[name], res.crops[name] = eq_s_image(
+                method, name, img, scale, protocol, device=device
+            )
         except TooSmall as e:
             warnings.warn(f"skipping {e}", EqbenchWarning, stacklevel=2)
             res.skipped.append(name)
     if not res.per_image:
         rule = protocol.crop_for(scale.integer)
-        need = max(smallest_eq_length(scale.h, rule) or math.inf, smallest_eq_length(scale.w, rule) or math.inf)
-        hint = (f"it needs sides that are multiples of {need} pixels" if math.isfinite(need)
-                else "no size up to 4096 pixels has H/r and H*r both integral; choose a scale like 2.5 or 2.75")
-        raise EqbenchError(f"EQ_S at scale {scale.label()}: all {len(images)} images are too small for an "
-                           f"exact crop ({hint})")
+        need = max(
+            smallest_eq_length(scale.h, rule) or math.inf, smallest_eq_length(scale.w, rule) or math.inf
+        )
+        hint = (
+            f"it needs sides that are multiples of {need} pixels"
+            if math.isfinite(need)
+            else "no size up to 4096 pixels has H/r and H*r both integral; choose a scale like 2.5 or 2.75"
+        )
+        raise EqbenchError(
+            f"EQ_S at scale {scale.label()}: all {len(images)} images are too small for an "
+            f"exact crop ({hint})"
+        )
     return res
 
 
@@ -185,7 +203,8 @@ def eq_s(method, hr_images, scale, *, protocol: str | EvalProtocol = "matlab") -
     return eq_s_details(method, hr_images, scale, protocol=protocol).eq_s
 
 
-def eq_s_curve(method, hr_images, scales: Iterable, *, protocol: str | EvalProtocol = "matlab",
-               device=None) -> list[EqsResult]:
+def eq_s_curve(
+    method, hr_images, scales: Iterable, *, protocol: str | EvalProtocol = "matlab", device=None
+) -> list[EqsResult]:
     images = _named(hr_images)
     return [eq_s_details(method, images, s, protocol=protocol, device=device) for s in scales]

@@ -38,13 +38,17 @@ def resolve_taps(model: torch.nn.Module, taps: Sequence[str] | None = None) -> t
     name = getattr(model, "method_name", "") or type(model).__name__
     taps = tuple(getattr(model, "feature_taps", ()) if taps is None else taps)
     if not taps:
-        raise EqbenchError(f"method {name!r} declares no feature_taps, so there are no layers to compare; "
-                           "CKA needs a learned method (bicubic has none)")
+        raise EqbenchError(
+            f"method {name!r} declares no feature_taps, so there are no layers to compare; "
+            "CKA needs a learned method (bicubic has none)"
+        )
     known = dict(model.named_modules())
     for t in taps:
         if t not in known:
-            raise EqbenchError(f"method {name!r}: feature tap {t!r} is not a submodule; known: "
-                               f"{', '.join(n for n in list(known)[1:12] if n)} ...")
+            raise EqbenchError(
+                f"method {name!r}: feature tap {t!r} is not a submodule; known: "
+                f"{', '.join(n for n in list(known)[1:12] if n)} ..."
+            )
     return taps
 
 
@@ -60,8 +64,10 @@ def capture_grams(model: torch.nn.Module, taps: Sequence[str], n: int):
             if t is None:
                 raise EqbenchError(f"feature tap {tap!r} returned {type(output).__name__}, not a tensor")
             if t.numel() % n:
-                raise EqbenchError(f"feature tap {tap!r} output {tuple(t.shape)} is not batch-major for a "
-                                   f"batch of {n}: its size is not a multiple of n")
+                raise EqbenchError(
+                    f"feature tap {tap!r} output {tuple(t.shape)} is not batch-major for a "
+                    f"batch of {n}: its size is not a multiple of n"
+                )
             g = gram_linear(t.detach().reshape(n, -1))
             grams[tap] = grams[tap] + g if tap in grams else g
 
@@ -98,15 +104,26 @@ def batch_slices(n: int, batch_size: int) -> list[slice]:
     if n < 4:
         raise EqbenchError(f"CKA needs at least 4 crops, got {n}")
     if batch_size < 4:
-        raise EqbenchError(f"--batch-size must be at least 4 (the unbiased HSIC needs n >= 4), got {batch_size}")
+        raise EqbenchError(
+            f"--batch-size must be at least 4 (the unbiased HSIC needs n >= 4), got {batch_size}"
+        )
     starts = list(range(0, n, batch_size))
     if n - starts[-1] < 4 and len(starts) > 1:
         starts.pop()
     return [slice(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]
 
 
-def collect_grams(store: GramStore, label: str, model, crops: torch.Tensor, scales: Sequence[Scale | float | str],
-                  *, batch_size: int = 16, taps: Sequence[str] | None = None, device="cpu") -> tuple[str, ...]:
+def collect_grams(
+    store: GramStore,
+    label: str,
+    model,
+    crops: torch.Tensor,
+    scales: Sequence[Scale | float | str],
+    *,
+    batch_size: int = 16,
+    taps: Sequence[str] | None = None,
+    device="cpu",
+) -> tuple[str, ...]:
     """Run `model` on the crops at each scale and add Grams under keys (label, scale label, tap)."""
     taps = resolve_taps(model, taps)
     scales = [parse_scale(s) for s in scales]
@@ -138,13 +155,20 @@ class ScaleCKA:
     matrices: dict[str, list[list[float]]]  # "2-3" -> rows: taps at the first scale, cols: at the second
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "taps": list(self.taps), "scales": list(self.scales),
-                "n_crops": self.n_crops, "estimator": "minibatch linear CKA (unbiased HSIC_1)",
-                "per_layer": self.per_layer, "matrices": self.matrices}
+        return {
+            "method": self.method,
+            "taps": list(self.taps),
+            "scales": list(self.scales),
+            "n_crops": self.n_crops,
+            "estimator": "minibatch linear CKA (unbiased HSIC_1)",
+            "per_layer": self.per_layer,
+            "matrices": self.matrices,
+        }
 
 
-def scale_cka(store: GramStore, label: str, taps: Sequence[str], scales: Sequence[Scale | float | str],
-              n_crops: int) -> ScaleCKA:
+def scale_cka(
+    store: GramStore, label: str, taps: Sequence[str], scales: Sequence[Scale | float | str], n_crops: int
+) -> ScaleCKA:
     """Read the per-layer across-scale CKA and the full layer x layer matrices out of a filled store."""
     labels = [parse_scale(s).label() for s in scales]
     keys = [(label, s, t) for s in labels for t in taps]
@@ -159,8 +183,13 @@ def scale_cka(store: GramStore, label: str, taps: Sequence[str], scales: Sequenc
     return ScaleCKA(label, tuple(taps), tuple(labels), n_crops, per_layer, matrices)
 
 
-def cross_matrix(store: GramStore, key_a: tuple[str, str], taps_a: Sequence[str], key_b: tuple[str, str],
-                 taps_b: Sequence[str]) -> list[list[float]]:
+def cross_matrix(
+    store: GramStore,
+    key_a: tuple[str, str],
+    taps_a: Sequence[str],
+    key_b: tuple[str, str],
+    taps_b: Sequence[str],
+) -> list[list[float]]:
     """Layer x layer CKA between two runs (method label, scale label): rows run a, columns run b."""
     ka = [(*key_a, t) for t in taps_a]
     kb = [(*key_b, t) for t in taps_b]
