@@ -34,7 +34,6 @@ channel before f.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -172,6 +171,13 @@ def eq_s_details(
     """EQ_S and PSNR-Y per image at one scale (images too small for an exact crop are skipped)."""
     scale, protocol = parse_scale(scale), get_protocol(protocol)
     images = _named(hr_images)
+    rule = protocol.crop_for(scale.integer)
+    need = [smallest_eq_length(v, rule) for v in (scale.h, scale.w)]
+    if None in need:
+        raise EqbenchError(
+            f"EQ_S at scale {scale.label()}: no side up to 4096 pixels has H/r and H*r both integral under "
+            f"the {rule} crop rule; choose a scale such as 2.5 or 2.75"
+        )
     res = EqsResult(scale, {})
     for name, img in images:
         try:
@@ -179,21 +185,12 @@ def eq_s_details(
                 method, name, img, scale, protocol, device=device
             )
         except TooSmall as e:
-            warnings.warn(f"skipping {e}", EqbenchWarning, stacklevel=2)
+            warnings.warn(f"skipping {name}: {e}", EqbenchWarning, stacklevel=2)
             res.skipped.append(name)
     if not res.per_image:
-        rule = protocol.crop_for(scale.integer)
-        need = max(
-            smallest_eq_length(scale.h, rule) or math.inf, smallest_eq_length(scale.w, rule) or math.inf
-        )
-        hint = (
-            f"it needs sides that are multiples of {need} pixels"
-            if math.isfinite(need)
-            else "no size up to 4096 pixels has H/r and H*r both integral; choose a scale like 2.5 or 2.75"
-        )
         raise EqbenchError(
-            f"EQ_S at scale {scale.label()}: all {len(images)} images are too small for an "
-            f"exact crop ({hint})"
+            f"EQ_S at scale {scale.label()}: all {len(images)} images are too small for an exact crop "
+            f"(it needs at least {need[0]}x{need[1]} pixels)"
         )
     return res
 
