@@ -280,3 +280,62 @@ def test_heatmaps_are_written_as_png_and_svg(tmp_path):
     for p in paths:
         data = p.read_bytes()
         assert data.startswith(b"\x89PNG") if p.suffix == ".png" else b"<svg" in data
+
+
+def test_cli_cka_writes_matrices_and_heatmaps(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from eqbench.cli import main
+    from eqbench.method import METHODS, MethodEntry
+
+    monkeypatch.setitem(
+        METHODS._items, "toy", MethodEntry("toy", lambda *, size="paper": ToySR(), "test only")
+    )
+    monkeypatch.setitem(
+        METHODS._items,
+        "toy-aware",
+        MethodEntry("toy-aware", lambda *, size="paper": ToySR(True), "test only"),
+    )
+    (tmp_path / "data/Set5").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (30 + i, 34, 3), dtype=np.uint8)).save(
+            tmp_path / f"data/Set5/{i}.png"
+        )
+    out = tmp_path / "out"
+    argv = ["analyze", "cka", "--methods", "toy", "toy-aware", "--size", "tiny", "--scales", "2", "3",
+            "--crops", "16", "--crop-size", "12", "--batch-size", "8", "--data-root", str(tmp_path / "data"),
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    doc = json.loads((out / "results.json").read_text())
+    toy = doc["analyses"]["cka"]["toy"]
+    assert toy["taps"] == list(ToySR.feature_taps) and toy["n_crops"] == 16
+    assert toy["per_layer"]["2-3"][:3] == pytest.approx([1.0] * 3, abs=1e-9)
+    cross = doc["analyses"]["cka"]["toy~toy-aware"]
+    assert np.array(cross["matrices"]["2"]).shape == (5, 5)
+    assert cross["matrices"]["2"][0][0] == pytest.approx(1.0, abs=1e-9)  # same weights, "head" is unmodulated
+    for stem in ("cka_toy_layers_across_scales", "cka_toy_x2_vs_x3", "cka_toy_vs_toy-aware_x3"):
+        assert (out / "figures" / f"{stem}.png").is_file() and (out / "figures" / f"{stem}.svg").is_file()
+    assert main([*argv[:3], "bicubic", *argv[5:]]) == 2  # no feature taps: one clear error
+    assert "declares no feature_taps" in capsys.readouterr().err
+
+
+def test_gram_does_not_modify_its_input():
+    x = np.random.default_rng(6).standard_normal((8, 5))
+    before = x.copy()
+    gram_linear(x)
+    linear_cka(x, x[:, :3], unbiased=True)
+    assert np.array_equal(x, before)
+
+
+def test_centring_keeps_small_differences_on_a_large_common_component():
+    # Deep ReLU layers: a large shared offset, tiny per-example variation. HSIC is invariant to the
+    # offset; computed from uncentred Grams, float64 cancellation makes it 1e5 times too large.
+    g = torch.Generator().manual_seed(7)
+    z = 1e-3 * torch.randn(16, 200, generator=g, dtype=torch.float64)
+    y = z + 1e-3 * torch.randn(16, 200, generator=g, dtype=torch.float64)
+    want = hsic1(gram_linear(z), gram_linear(y))
+    assert hsic1(gram_linear(40.0 + z), gram_linear(40.0 + y)) == pytest.approx(want, rel=1e-9)
+    assert linear_cka(40.0 + z, 40.0 + y, unbiased=True) == pytest.approx(
+        linear_cka(z, y, unbiased=True), rel=1e-9
+    )

@@ -30,8 +30,8 @@ import torch
 
 from ..errors import EqbenchError
 
-# Columns per float64 chunk when forming a Gram matrix: bounds the float64 copy of wide features.
-_CHUNK_ELEMS = 1 << 24
+# Elements per float64 chunk when forming a Gram matrix: bounds the float64 copy of wide features
+_CHUNK_ELEMS = 1 << 23
 
 
 def _as_tensor(x, what: str) -> torch.Tensor:
@@ -46,8 +46,13 @@ def _as_tensor(x, what: str) -> torch.Tensor:
     return x
 
 
-def gram_linear(x) -> torch.Tensor:
-    """K = X X^T (n, n) in float64 for x of shape (n, ...) flattened per example."""
+def gram_linear(x, *, center: bool = True) -> torch.Tensor:
+    """K = X X^T (n, n) in float64 for x of shape (n, ...) flattened per example.
+
+    center=True subtracts the batch mean of every feature first. HSIC_0, HSIC_1 and hence every CKA
+    here are invariant to such a shift, and without it features with a large common component (deep
+    ReLU layers) lose the small differences between examples to cancellation in float64.
+    """
     x = _as_tensor(x, "features")
     n = x.shape[0]
     flat = x.detach().reshape(n, -1)
@@ -55,8 +60,10 @@ def gram_linear(x) -> torch.Tensor:
     step = max(1, _CHUNK_ELEMS // max(n, 1))
     g = torch.zeros(n, n, dtype=torch.float64, device=flat.device)
     for i in range(0, d, step):
-        c = flat[:, i : i + step].to(torch.float64)
-        g += c @ c.T
+        c = flat[:, i : i + step].to(torch.float64, copy=center)  # a copy: centring is in place
+        if center:
+            c -= c.mean(0, keepdim=True)
+        g.addmm_(c, c.T)
     return g
 
 
