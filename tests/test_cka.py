@@ -304,8 +304,8 @@ def test_cli_cka_writes_matrices_and_heatmaps(tmp_path, monkeypatch, capsys):
         )
     out = tmp_path / "out"
     argv = ["analyze", "cka", "--methods", "toy", "toy-aware", "--size", "tiny", "--scales", "2", "3",
-            "--crops", "16", "--crop-size", "12", "--batch-size", "8", "--data-root", str(tmp_path / "data"),
-            "--out", str(out)]  # fmt: skip
+            "--crops", "16", "--crop-size", "12", "--batch-size", "8", "--random-init",
+            "--data-root", str(tmp_path / "data"), "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     doc = json.loads((out / "results.json").read_text())
     toy = doc["analyses"]["cka"]["toy"]
@@ -318,6 +318,8 @@ def test_cli_cka_writes_matrices_and_heatmaps(tmp_path, monkeypatch, capsys):
         assert (out / "figures" / f"{stem}.png").is_file() and (out / "figures" / f"{stem}.svg").is_file()
     assert main([*argv[:3], "bicubic", *argv[5:]]) == 2  # no feature taps: one clear error
     assert "declares no feature_taps" in capsys.readouterr().err
+    assert main([a for a in argv if a != "--random-init"]) == 2  # learned methods need weights
+    assert "no weights for toy, toy-aware" in capsys.readouterr().err
 
 
 def test_gram_does_not_modify_its_input():

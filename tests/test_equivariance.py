@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,6 @@ from eqbench.run.evaluate import evaluate_images
 from eqbench.scales import Scale, parse_scale
 
 MATLAB = get_protocol("matlab")
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _image(h: int, w: int, seed: int, grey: bool = False) -> np.ndarray:
@@ -183,27 +181,10 @@ def test_cli_unknown_method_is_one_line_error(tmp_path, capsys):
     assert len(err) == 1 and "did you mean 'bicubic'" in err[0]
 
 
-def _set5_root() -> Path | None:
-    # $EQBENCH_DATA, else ../shared/datasets next to the repository (also from a git worktree in ../wt/).
-    cands = [
-        os.environ.get("EQBENCH_DATA"),
-        REPO.parent / "shared/datasets",
-        REPO.parents[1] / "shared/datasets",
-    ]
-    return next((Path(c) for c in cands if c and (Path(c) / "Set5").is_dir()), None)
-
-
 @pytest.mark.reference
 @pytest.mark.slow  # ~25 s CPU: phi(x) at x4 makes 2048x2048 images from Set5's 512x512
-def test_bicubic_set5_x2_x3_x4():
-    root = _set5_root()
-    if root is None:
-        pytest.skip(
-            "Set5 not found: set EQBENCH_DATA to the folder holding Set5/ (or place ../shared/datasets)"
-        )
-    from eqbench.data.io import list_images, load_image
-
-    imgs = [(p.stem, load_image(p)) for p in list_images(root / "Set5")]
+def test_bicubic_set5_x2_x3_x4(load_set):
+    imgs = load_set("Set5")  # conftest: skips with a reason when the benchmark images are absent
     bic = create_method("bicubic")
     # protocol.md's MATLAB RGB bicubic reference (uint8 path, matched within its 0.002 dB): shows the
     # EQ_S crop equals the evaluation crop, so EQ_S sits next to the published PSNR-Y.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import EqbenchError
 from .common import add_data_root, parse_weights
+from .run import PARAMETER_FREE, default_datasets
 
 NAME = "analyze"
 HELP = "EQ_S equivariance curves, CKA across scales, model profiles"
@@ -21,6 +22,7 @@ EXAMPLES = """examples:
       --data-root ../shared/datasets --out out/eq
   eqbench analyze cka --methods liif --size tiny --weights liif=liif_tiny.safetensors --dataset Set14 \\
       --scales 2 3 4 --crops 64 --data-root ../shared/datasets --out out/cka
+  eqbench analyze cka --methods liif lte --size tiny --random-init --scales 2 3 4 --out out/cka-smoke
   eqbench analyze profile --methods bicubic liif --input-sizes 48 100 --scales 2 4 --dataset Set5 \\
       --data-root ../shared/datasets --out out/profile"""
 
@@ -62,6 +64,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timing-scale", default="4", help="profile: scale of the timed dataset LR images")
     p.add_argument("--min-run-time", type=float, default=0.2, help="profile: seconds of timing per image")
     p.add_argument("--no-timing", action="store_true", help="profile: skip the latency measurement")
+    p.add_argument("--random-init", action="store_true",
+                   help="equivariance/cka: analyse learned methods without --weights (smoke tests)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder (results.json and figures/ go there)")
@@ -101,9 +105,16 @@ def _validate(a) -> tuple[list[str], dict, list]:
     for m in weights:
         if m not in methods:
             raise EqbenchError(f"--weights names {m!r}, which is not among --methods {' '.join(methods)}")
+    if a.analysis != "profile" and not a.random_init:
+        # EQ_S and CKA of untrained weights say nothing about a method: no silent random initialisation.
+        missing = [m for m in methods if m not in PARAMETER_FREE and m not in weights]
+        if missing:
+            raise EqbenchError(f"no weights for {', '.join(missing)}: pass --weights {missing[0]}=PATH "
+                               "(or --random-init to analyse untrained weights, e.g. for a smoke test)")
     if a.limit is not None and a.limit < 1:
         raise EqbenchError("--limit must be a positive number of images")
     scales = list(dict.fromkeys(parse_scale(s) for s in a.scales))
+    a.datasets = list(dict.fromkeys(a.datasets or default_datasets(a.data_root)))
     out = Path(a.out)
     if out.exists() and not out.is_dir():
         raise EqbenchError(f"--out {out} exists and is not a folder")
