@@ -199,9 +199,7 @@ class ToySR(SRMethod):
             f = f * w.view(1, -1, 1, 1)
         f = self.body(f)
         f = F.interpolate(f, size=out_size, mode="bicubic", align_corners=False)
-        return self.tail(self.up_conv(f)) + F.interpolate(
-            lr, size=out_size, mode="bicubic", align_corners=False
-        )
+        return self.tail(self.up_conv(f)) + F.interpolate(lr, size=out_size, mode="bicubic", align_corners=False)
 
 
 def _crops(n=24, size=12):
@@ -288,9 +286,7 @@ def test_cli_cka_writes_matrices_and_heatmaps(tmp_path, monkeypatch, capsys):
     from eqbench.cli import main
     from eqbench.method import METHODS, MethodEntry
 
-    monkeypatch.setitem(
-        METHODS._items, "toy", MethodEntry("toy", lambda *, size="paper": ToySR(), "test only")
-    )
+    monkeypatch.setitem(METHODS._items, "toy", MethodEntry("toy", lambda *, size="paper": ToySR(), "test only"))
     monkeypatch.setitem(
         METHODS._items,
         "toy-aware",
@@ -299,9 +295,7 @@ def test_cli_cka_writes_matrices_and_heatmaps(tmp_path, monkeypatch, capsys):
     (tmp_path / "data/Set5").mkdir(parents=True)
     rng = np.random.default_rng(0)
     for i in range(5):
-        Image.fromarray(rng.integers(0, 256, (30 + i, 34, 3), dtype=np.uint8)).save(
-            tmp_path / f"data/Set5/{i}.png"
-        )
+        Image.fromarray(rng.integers(0, 256, (30 + i, 34, 3), dtype=np.uint8)).save(tmp_path / f"data/Set5/{i}.png")
     out = tmp_path / "out"
     argv = ["analyze", "cka", "--methods", "toy", "toy-aware", "--size", "tiny", "--scales", "2", "3",
             "--crops", "16", "--crop-size", "12", "--batch-size", "8", "--random-init",
@@ -338,6 +332,4 @@ def test_centring_keeps_small_differences_on_a_large_common_component():
     y = z + 1e-3 * torch.randn(16, 200, generator=g, dtype=torch.float64)
     want = hsic1(gram_linear(z), gram_linear(y))
     assert hsic1(gram_linear(40.0 + z), gram_linear(40.0 + y)) == pytest.approx(want, rel=1e-9)
-    assert linear_cka(40.0 + z, 40.0 + y, unbiased=True) == pytest.approx(
-        linear_cka(z, y, unbiased=True), rel=1e-9
-    )
+    assert linear_cka(40.0 + z, 40.0 + y, unbiased=True) == pytest.approx(linear_cka(z, y, unbiased=True), rel=1e-9)

@@ -31,9 +31,7 @@ class ConvNet(SRMethod):
         self.c3 = nn.Conv2d(8, 3, 1)
 
     def _upsample(self, lr, out_size):
-        return F.interpolate(
-            self.c3(torch.relu(self.c2(torch.relu(self.c1(lr))))), size=out_size, mode="nearest"
-        )
+        return F.interpolate(self.c3(torch.relu(self.c2(torch.relu(self.c1(lr))))), size=out_size, mode="nearest")
 
 
 def test_parameters_equal_the_closed_form():
@@ -142,9 +140,7 @@ def test_cpu_peak_memory_in_a_fresh_process():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_peak_memory():
     x = torch.zeros(1, device="cuda")
-    assert (
-        cuda_peak_bytes(lambda: torch.empty(1 << 20, device="cuda", dtype=torch.uint8), x.device) >= 1 << 20
-    )
+    assert cuda_peak_bytes(lambda: torch.empty(1 << 20, device="cuda", dtype=torch.uint8), x.device) >= 1 << 20
 
 
 @pytest.fixture

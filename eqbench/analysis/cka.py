@@ -38,9 +38,7 @@ def _as_tensor(x, what: str) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
     if not isinstance(x, torch.Tensor):
-        raise EqbenchError(
-            f"{what} must be a torch.Tensor or numpy array of shape (n, ...), got {type(x).__name__}"
-        )
+        raise EqbenchError(f"{what} must be a torch.Tensor or numpy array of shape (n, ...), got {type(x).__name__}")
     if x.dim() < 1 or x.shape[0] < 1:
         raise EqbenchError(f"{what} must have shape (n, ...) with n >= 1, got {tuple(x.shape)}")
     return x
@@ -109,9 +107,7 @@ def hsic1_matrix(grams: torch.Tensor) -> torch.Tensor:
     if grams.dim() != 3 or grams.shape[1] != n:
         raise EqbenchError(f"expected a stack of square Gram matrices (m, n, n), got {tuple(grams.shape)}")
     if n < 4:
-        raise EqbenchError(
-            f"the unbiased HSIC needs at least 4 examples per batch, got {n}; use a larger batch"
-        )
+        raise EqbenchError(f"the unbiased HSIC needs at least 4 examples per batch, got {n}; use a larger batch")
     kt = _offdiag(grams)
     v = kt.reshape(m, n * n)
     r = kt.sum(-1)

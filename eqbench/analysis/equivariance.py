@@ -94,9 +94,7 @@ def _eq_length(length: int, s: float, rule: str) -> tuple[int, int, int] | None:
     return None
 
 
-def eq_crop(
-    hw: Sequence[int], scale: Scale, protocol: EvalProtocol
-) -> tuple[tuple[int, int], tuple[int, int]]:
+def eq_crop(hw: Sequence[int], scale: Scale, protocol: EvalProtocol) -> tuple[tuple[int, int], tuple[int, int]]:
     """((H, W) crop of x, (U_h, U_w) size of phi(x)); raises TooSmall if no crop fits."""
     rule = protocol.crop_for(scale.integer)
     a, b = _eq_length(int(hw[0]), scale.h, rule), _eq_length(int(hw[1]), scale.w, rule)
@@ -151,9 +149,7 @@ def eq_s_image(
     up8 = _to_uint8(to_single_channel(up) if pair.single_channel else up)
     right_pair = make_pair(name, up8, scale, protocol)  # f(phi(x))
     if right_pair.out_size != up_size or tuple(right_pair.lr.shape[-2:]) != (H, W):
-        raise AssertionError(
-            f"{name}: f(phi(x)) has size {tuple(right_pair.lr.shape[-2:])}, expected {(H, W)}"
-        )
+        raise AssertionError(f"{name}: f(phi(x)) has size {tuple(right_pair.lr.shape[-2:])}, expected {(H, W)}")
     shave = shave_for(scale)
 
     def y(img01: torch.Tensor) -> torch.Tensor:
@@ -165,9 +161,7 @@ def eq_s_image(
     return {"eq-s": eq, "psnr-y": ref}, (H, W)
 
 
-def eq_s_details(
-    method, hr_images, scale, *, protocol: str | EvalProtocol = "matlab", device=None
-) -> EqsResult:
+def eq_s_details(method, hr_images, scale, *, protocol: str | EvalProtocol = "matlab", device=None) -> EqsResult:
     """EQ_S and PSNR-Y per image at one scale (images too small for an exact crop are skipped)."""
     scale, protocol = parse_scale(scale), get_protocol(protocol)
     images = _named(hr_images)
@@ -181,9 +175,7 @@ def eq_s_details(
     res = EqsResult(scale, {})
     for name, img in images:
         try:
-            res.per_image[name], res.crops[name] = eq_s_image(
-                method, name, img, scale, protocol, device=device
-            )
+            res.per_image[name], res.crops[name] = eq_s_image(method, name, img, scale, protocol, device=device)
         except TooSmall as e:
             warnings.warn(f"skipping {name}: {e}", EqbenchWarning, stacklevel=2)
             res.skipped.append(name)

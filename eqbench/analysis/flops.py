@@ -35,17 +35,13 @@ _GRID_TAPS_2D = {0: 4, 1: 0, 2: 16}
 _GRID_TAPS_3D = {0: 8, 1: 0}
 
 
-def grid_sample_flops(
-    input_shape, grid_shape, interpolation_mode: int, *args, out_shape=None, **kwargs
-) -> int:
+def grid_sample_flops(input_shape, grid_shape, interpolation_mode: int, *args, out_shape=None, **kwargs) -> int:
     """2 * taps * N * C * H_out * W_out for aten.grid_sampler_2d (bilinear 4 taps, bicubic 16, nearest 0)."""
     n, c = input_shape[0], input_shape[1]
     return 2 * _GRID_TAPS_2D[int(interpolation_mode)] * n * c * math.prod(grid_shape[1:-1])
 
 
-def grid_sample_3d_flops(
-    input_shape, grid_shape, interpolation_mode: int, *args, out_shape=None, **kwargs
-) -> int:
+def grid_sample_3d_flops(input_shape, grid_shape, interpolation_mode: int, *args, out_shape=None, **kwargs) -> int:
     n, c = input_shape[0], input_shape[1]
     return 2 * _GRID_TAPS_3D[int(interpolation_mode)] * n * c * math.prod(grid_shape[1:-1])
 

@@ -61,9 +61,7 @@ def _worker(req: dict) -> dict:
     torch.set_num_threads(int(req.get("threads", torch.get_num_threads())))
     model = create_method(req["method"], size=req["size"], **req.get("options", {})).eval()
     h, w = req["lr"]
-    lr = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(
-        model.eval_dtype
-    )
+    lr = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(model.eval_dtype)
     out = tuple(req["out"])
     gc.collect()
     base = _status_kb("VmRSS")

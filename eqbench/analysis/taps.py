@@ -104,9 +104,7 @@ def batch_slices(n: int, batch_size: int) -> list[slice]:
     if n < 4:
         raise EqbenchError(f"CKA needs at least 4 crops, got {n}")
     if batch_size < 4:
-        raise EqbenchError(
-            f"--batch-size must be at least 4 (the unbiased HSIC needs n >= 4), got {batch_size}"
-        )
+        raise EqbenchError(f"--batch-size must be at least 4 (the unbiased HSIC needs n >= 4), got {batch_size}")
     starts = list(range(0, n, batch_size))
     if n - starts[-1] < 4 and len(starts) > 1:
         starts.pop()

@@ -29,9 +29,7 @@ EXAMPLES = """examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("analysis", choices=["equivariance", "cka", "profile"])
-    p.add_argument(
-        "--methods", nargs="+", required=True, help="method names (equivariance always adds bicubic)"
-    )
+    p.add_argument("--methods", nargs="+", required=True, help="method names (equivariance always adds bicubic)")
     p.add_argument("--scales", nargs="+", default=["2", "3", "4"], help="2, 2.5, or HxW like 1.5x4")
     p.add_argument("--size", default="paper", help="model preset: paper or tiny")
     p.add_argument(
@@ -49,23 +47,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="datasets",
         help="datasets: EQ_S per dataset; CKA crops and profile timing images from them",
     )
-    p.add_argument(
-        "--protocol", default="matlab", help="evaluation protocol for f and scoring (EQ_S, timing)"
-    )
+    p.add_argument("--protocol", default="matlab", help="evaluation protocol for f and scoring (EQ_S, timing)")
     p.add_argument("--limit", type=int, help="at most N images per dataset")
     p.add_argument("--crops", type=int, default=64, help="cka: number of LR crops")
     p.add_argument("--crop-size", type=int, default=48, help="cka: LR crop side in pixels")
     p.add_argument("--batch-size", type=int, default=16, help="cka: crops per minibatch (>= 4)")
-    p.add_argument(
-        "--input-sizes", nargs="+", type=int, default=[100], help="profile: square LR sides for FLOPs"
-    )
+    p.add_argument("--input-sizes", nargs="+", type=int, default=[100], help="profile: square LR sides for FLOPs")
     p.add_argument("--memory-input", type=int, default=100, help="profile: square LR side for peak memory")
     p.add_argument("--memory-scale", default="4", help="profile: scale for peak memory")
     p.add_argument("--timing-scale", default="4", help="profile: scale of the timed dataset LR images")
     p.add_argument("--min-run-time", type=float, default=0.2, help="profile: seconds of timing per image")
     p.add_argument("--no-timing", action="store_true", help="profile: skip the latency measurement")
-    p.add_argument("--random-init", action="store_true",
-                   help="equivariance/cka: analyse learned methods without --weights (smoke tests)")
+    p.add_argument(
+        "--random-init",
+        action="store_true",
+        help="equivariance/cka: analyse learned methods without --weights (smoke tests)",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder (results.json and figures/ go there)")
@@ -109,8 +106,10 @@ def _validate(a) -> tuple[list[str], dict, list]:
         # EQ_S and CKA of untrained weights say nothing about a method: no silent random initialisation.
         missing = [m for m in methods if m not in PARAMETER_FREE and m not in weights]
         if missing:
-            raise EqbenchError(f"no weights for {', '.join(missing)}: pass --weights {missing[0]}=PATH "
-                               "(or --random-init to analyse untrained weights, e.g. for a smoke test)")
+            raise EqbenchError(
+                f"no weights for {', '.join(missing)}: pass --weights {missing[0]}=PATH "
+                "(or --random-init to analyse untrained weights, e.g. for a smoke test)"
+            )
     if a.limit is not None and a.limit < 1:
         raise EqbenchError("--limit must be a positive number of images")
     scales = list(dict.fromkeys(parse_scale(s) for s in a.scales))
@@ -136,15 +135,13 @@ def run(a: argparse.Namespace) -> int:
 
     methods, weights, scales = _validate(a)
     store = AnalysisStore(Path(a.out), device=a.device, seed=a.seed, config=_config(a, methods, scales))
-    {"equivariance": _equivariance, "cka": _cka, "profile": _profile}[a.analysis](
-        a, methods, weights, scales, store
-    )
+    {"equivariance": _equivariance, "cka": _cka, "profile": _profile}[a.analysis](a, methods, weights, scales, store)
     print(f"wrote {store.save()}")
     return 0
 
 
 def _equivariance(a, methods, weights, scales, store) -> None:
-    from ..analysis.equivariance import eq_s_details
+    from ..analysis.equivariance import EQ_S_MAX_DB, eq_s_details
     from ..analysis.plots import eq_s_curves
     from ..protocol import get_protocol
 
@@ -188,7 +185,14 @@ def _equivariance(a, methods, weights, scales, store) -> None:
         del model
         gc.collect()
     for ds, c in curves.items():
-        eq_s_curves(c, Path(a.out) / "figures" / f"eq_s_{ds}", title=f"EQ_S on {ds} ({protocol.id})")
+        figs = eq_s_curves(c, Path(a.out) / "figures" / f"eq_s_{ds}", title=f"EQ_S on {ds} ({protocol.id})")
+        doc = {"protocol": protocol.id, "curves": c, "figures": [str(p) for p in figs], "max_db": EQ_S_MAX_DB}
+        store.set_analysis(
+            "equivariance",
+            ds,
+            doc,
+            {"methods": methods, "weights": weights, "size": a.size, "random_init": a.random_init, "limit": a.limit},
+        )
 
 
 def _cka(a, methods, weights, scales, store) -> None:

@@ -12,7 +12,8 @@ Layout:
 Analysis rows and documents (`eqbench analyze`, eqbench/analysis/store.py):
   * kind "equivariance", metric "eq-s": mean EQ_S (dB) per method x dataset x scale; kind
     "equivariance-ref", metric "psnr-y": PSNR-Y of the same method, scale and crops; both carry
-    "crops": {image: [H, W]}.
+    "crops": {image: [H, W]}; analyses["equivariance"][dataset] = {"protocol", "curves": {method: {"scale",
+    "eq-s", "psnr-y"}}, "figures", "max_db", "config", "provenance"}.
   * analyses["cka"][method] = {"taps", "scales", "n_crops", "estimator", "per_layer": {"2-3": [CKA per
     tap]}, "matrices": {"2-3": [[rows: taps at x2, cols: taps at x3]]}, "figures", "config", "provenance"};
     analyses["cka"]["a~b"] = {"rows", "cols", "matrices": {scale: [[...]]}} between two methods.
