@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from eqbench.analysis import profile as prof
-from eqbench.analysis.flops import UNIT, count_flops, involution_flops
+from eqbench.analysis.flops import UNIT, count_flops, declare_flops, involution_flops
 from eqbench.analysis.memory import cpu_peak_subprocess, cuda_peak_bytes
 from eqbench.method import METHODS, MethodEntry, SRMethod
 from eqbench.protocol import get_protocol
@@ -228,3 +228,34 @@ def test_cli_profile(toy_registered, monkeypatch, tmp_path):
         ([20, 20], [3.0, 3.0]),
     ]
     assert p["flops"][2]["flops"] == 2 * 400 * 816 and "profile_table" in doc["analyses"]
+
+
+@declare_flops(lambda u, kernel, out: involution_flops(out.shape, 9))
+def involution_fn(u, kernel):
+    """EQSR-style: a plain function, sum over 9 shifted views times the kernel (no unfold tensor)."""
+    n, c, h, w = u.shape
+    up = F.pad(u, (1, 1, 1, 1))
+    return sum(kernel[:, i : i + 1] * up[:, :, i // 3 : i // 3 + h, i % 3 : i % 3 + w] for i in range(9))
+
+
+class FnInvNet(SRMethod):
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Conv2d(3, 4, 1)
+        self.kernel = nn.Conv2d(4, 9, 1)
+        self.dec = nn.Conv2d(4, 3, 1)
+
+    def _upsample(self, lr, out_size):
+        u = self.enc(lr)
+        return self.dec(F.interpolate(involution_fn(u, self.kernel(u)), size=out_size, mode="nearest"))
+
+
+def test_declared_function_formula_is_counted_only_inside_count_flops():
+    (h, w), (H, W) = (5, 6), (10, 12)
+    convs = 2 * h * w * (3 * 4 + 4 * 9) + 2 * H * W * 4 * 3
+    fc = count_flops(FnInvNet(), (h, w), (H, W))
+    assert fc.by_module_formula == {"involution_fn": 2 * 9 * 4 * h * w}
+    assert fc.total == convs + 2 * 9 * 4 * h * w
+    # outside count_flops the decorator only calls the function
+    u = torch.rand(1, 4, h, w)
+    assert torch.equal(involution_fn(u, torch.ones(1, 9, h, w)), involution_fn.__wrapped__(u, torch.ones(1, 9, h, w)))

@@ -8,17 +8,21 @@ FlopCounterMode counts matrix products, convolutions and attention; it returns z
 Added here, at the same unit:
   * interpolation, 2 FLOPs per tap per output element (the tap weights themselves are not counted):
     grid_sample and upsample bilinear 4 taps, bicubic 16, trilinear 8, nearest 0 (a gather);
-  * module formulas: a module may define `extra_flops(inputs, output) -> int` for the FLOPs of its
-    own ops that FlopCounterMode misses. An unfold-style involution (EQSR's upsampler,
-    out[b, c, p] = sum_k unfold(u)[b, c, k, p] * K[b, g(c), k, p], written as a product and a sum)
-    should return `involution_flops(output.shape, taps)`; one written with einsum/matmul is already
-    counted and must not declare it again.
+  * declared formulas, for code FlopCounterMode sees as elementwise work: a module may define
+    `extra_flops(inputs, output) -> int`, and a plain function may be decorated with
+    `@declare_flops(formula)` (formula(*args, out=result, **kwargs) -> int); both are summed while
+    `count_flops` runs and cost nothing otherwise. An unfold-style involution (EQSR's upsampler,
+    out[b, c, p] = sum_k unfold(u)[b, c, k, p] * K[b, g(c), k, p], written as products and sums)
+    declares `involution_flops(out.shape, taps)`; one written with einsum/matmul is already counted
+    and must not declare it again.
 Elementwise ops (activations, additions, positional encodings) are not counted, as is usual.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -69,14 +73,36 @@ EXTRA_FORMULAS = {
 }
 
 
+# Counters of the count_flops calls in progress (innermost last); declared functions add to it.
+_ACTIVE: list[Counter] = []
+
+
+def declare_flops(formula):
+    """Decorator: add formula(*args, out=result, **kwargs) FLOPs to a running `count_flops`."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            if _ACTIVE:
+                _ACTIVE[-1][fn.__qualname__] += int(formula(*args, out=out, **kwargs))
+            return out
+
+        return wrapper
+
+    return deco
+
+
 @contextmanager
 def module_formulas(model: torch.nn.Module):
-    """Sum `extra_flops(inputs, output)` of every module that defines it, over the next forward(s)."""
-    counts: dict[str, int] = {}
+    """Sum `extra_flops(inputs, output)` of every module that defines it and the `declare_flops` functions
+    called, over the next forward(s); keys are module paths and function names."""
+    counts: Counter = Counter()
+    _ACTIVE.append(counts)
 
     def hook_for(name: str):
         def hook(module, inputs, output):
-            counts[name] = counts.get(name, 0) + int(module.extra_flops(inputs, output))
+            counts[name] += int(module.extra_flops(inputs, output))
 
         return hook
 
@@ -88,6 +114,7 @@ def module_formulas(model: torch.nn.Module):
     try:
         yield counts
     finally:
+        _ACTIVE.remove(counts)
         for h in handles:
             h.remove()
 
@@ -96,7 +123,7 @@ def module_formulas(model: torch.nn.Module):
 class FlopCount:
     total: int
     by_op: dict[str, int]
-    by_module_formula: dict[str, int]
+    by_module_formula: dict[str, int]  # declared formulas: module path or function name -> FLOPs
     lr_size: tuple[int, int]
     out_size: tuple[int, int]
     unit: str = UNIT
