@@ -125,7 +125,7 @@ def test_unfold_involution_is_counted_through_its_declared_formula():
 
 def test_latency_record():
     r = prof.measure_latency(ConvNet().eval(), torch.rand(1, 3, 8, 8), (16, 16), min_run_time=0.02)
-    assert r["median_s"] > 0 and r["iqr_s"] >= 0 and r["n_measurements"] >= 1
+    assert r["median_s"] > 0 and r["iqr_s"] >= 0 and r["n_measurements"] >= 3  # min_measurements default
     assert r["threads"] == torch.get_num_threads() and r["device"] == "cpu"
 
 
@@ -170,8 +170,8 @@ def test_profile_holds_one_model_at_a_time(toy_registered, monkeypatch):
     cfg = prof.ProfileConfig(
         "toy-conv",
         size="tiny",
-        flop_inputs=((10, 12),),
-        flop_scales=(Scale(2.0, 2.0),),
+        flop_inputs=((10, 12), (100, 100)),
+        flop_scales=(Scale(2.0, 2.0), Scale(4.0, 4.0)),
         timing_images=(("a", img),),
         timing_dataset="toy",
         protocol=get_protocol("matlab"),
@@ -184,6 +184,8 @@ def test_profile_holds_one_model_at_a_time(toy_registered, monkeypatch):
     assert doc["latency"]["n_images"] == 1 and doc["memory"]["peak_bytes"] == 123
     table = prof.table3([doc, {**doc, "method": "other"}])
     lines = table.splitlines()
+    # the FLOPs row is at the memory configuration (100x100, x4 by default): 2 * 100 * 100 * 816
+    assert "FLOPs (100x100, x4)" in table and "16.3M" in table
     assert lines[0].split() == ["toy-conv", "other"]
     assert [ln.split()[0] for ln in lines[1:5]] == ["params", "memory", "time", "FLOPs"]
 

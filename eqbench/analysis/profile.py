@@ -52,9 +52,19 @@ def _call(model, lr: torch.Tensor, out_size: tuple[int, int]):
 
 
 def measure_latency(
-    model, lr: torch.Tensor, out_size: Sequence[int], *, min_run_time: float = 0.2, warmup: int = 1
+    model,
+    lr: torch.Tensor,
+    out_size: Sequence[int],
+    *,
+    min_run_time: float = 0.2,
+    warmup: int = 1,
+    min_measurements: int = 3,
 ) -> dict:
-    """Median and IQR (seconds per call) of model.upsample(lr, out_size) with torch.utils.benchmark."""
+    """Median and IQR (seconds per call) of model.upsample(lr, out_size) with torch.utils.benchmark.
+
+    A slow call fills `min_run_time` with one measurement, whose IQR is 0 and says nothing: further
+    blocks of the same size are timed until there are `min_measurements`.
+    """
     out_size = (int(out_size[0]), int(out_size[1]))
     fn = _call(model, lr, out_size)
     for _ in range(max(0, warmup)):
@@ -66,7 +76,10 @@ def measure_latency(
         label=getattr(model, "method_name", type(model).__name__),
         sub_label=f"{tuple(lr.shape[-2:])}->{out_size}",
     )
-    m = timer.blocked_autorange(min_run_time=min_run_time)
+    parts = [timer.blocked_autorange(min_run_time=min_run_time)]
+    while sum(len(p.times) for p in parts) < min_measurements:
+        parts.append(timer.timeit(parts[0].number_per_run))
+    m = benchmark.Measurement.merge(parts)[0] if len(parts) > 1 else parts[0]
     return {
         "median_s": float(m.median),
         "iqr_s": float(m.iqr),
@@ -93,6 +106,7 @@ class ProfileConfig:
     timing_dataset: str = ""
     protocol: EvalProtocol | None = None
     min_run_time: float = 0.2
+    min_measurements: int = 3
     device: str = "cpu"
     seed: int = 0
 
@@ -111,7 +125,9 @@ def dataset_latency(model, cfg: ProfileConfig) -> dict:
             skipped.append(name)
             continue
         lr = pair.lr.unsqueeze(0).to(device=device, dtype=dtype)
-        per_image[name] = measure_latency(model, lr, pair.out_size, min_run_time=cfg.min_run_time)
+        per_image[name] = measure_latency(
+            model, lr, pair.out_size, min_run_time=cfg.min_run_time, min_measurements=cfg.min_measurements
+        )
     if not per_image:
         raise EqbenchError(f"no timing image is large enough for scale {cfg.timing_scale.label()}")
     return {
@@ -198,11 +214,13 @@ def table3(profiles: Sequence[dict]) -> str:
                 *[f"{p['latency']['mean_median_s']:.3g}s" if "latency" in p else "-" for p in profiles],
             ]
         )
-    f0 = p0["flops"][0]
+    want = (p0["memory"]["lr"], p0["memory"]["scale"])
+    idx = next((i for i, f in enumerate(p0["flops"]) if (f["lr"], f["scale"]) == want), 0)
+    f0 = p0["flops"][idx]
     rows.append(
         [
             f"FLOPs ({f0['lr'][0]}x{f0['lr'][1]}, x{Scale(*f0['scale']).label()})",
-            *[_si(p["flops"][0]["flops"]) for p in profiles],
+            *[_si(p["flops"][idx]["flops"]) for p in profiles],
         ]
     )
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]

@@ -57,6 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-scale", default="4", help="profile: scale for peak memory")
     p.add_argument("--timing-scale", default="4", help="profile: scale of the timed dataset LR images")
     p.add_argument("--min-run-time", type=float, default=0.2, help="profile: seconds of timing per image")
+    p.add_argument("--min-measurements", type=int, default=3, help="profile: timed blocks per image (>= 1)")
     p.add_argument("--no-timing", action="store_true", help="profile: skip the latency measurement")
     p.add_argument(
         "--random-init",
@@ -289,6 +290,7 @@ def _profile(a, methods, weights, scales, store) -> None:
             timing_dataset=a.datasets[0] if timing else "",
             protocol=get_protocol(a.protocol),
             min_run_time=a.min_run_time,
+            min_measurements=a.min_measurements,
             device=a.device,
             seed=a.seed,
         )
@@ -304,6 +306,7 @@ def _profile(a, methods, weights, scales, store) -> None:
                 "memory_scale": a.memory_scale,
                 "timing_scale": a.timing_scale,
                 "min_run_time": a.min_run_time,
+                "min_measurements": a.min_measurements,
             },
         )
         store.save()
