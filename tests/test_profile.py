@@ -186,7 +186,7 @@ def test_profile_holds_one_model_at_a_time(toy_registered, monkeypatch):
     lines = table.splitlines()
     # the FLOPs row is at the memory configuration (100x100, x4 by default): 2 * 100 * 100 * 816
     assert "FLOPs (100x100, x4)" in table and "16.3M" in table
-    assert lines[0].split() == ["toy-conv", "other"]
+    assert lines[0].split() == ["toy-conv", "(tiny)", "other", "(tiny)"]
     assert [ln.split()[0] for ln in lines[1:5]] == ["params", "memory", "time", "FLOPs"]
 
 
@@ -222,7 +222,7 @@ def test_cli_profile(toy_registered, monkeypatch, tmp_path):
         == 0
     )
     doc = json.loads((out / "results.json").read_text())
-    p = doc["analyses"]["profile"]["toy-conv@tiny"]
+    p = doc["analyses"]["profile_details"]["toy-conv@tiny"]
     assert [(f["lr"], f["scale"]) for f in p["flops"]] == [
         ([10, 10], [2.0, 2.0]),
         ([10, 10], [3.0, 3.0]),
@@ -230,6 +230,13 @@ def test_cli_profile(toy_registered, monkeypatch, tmp_path):
         ([20, 20], [3.0, 3.0]),
     ]
     assert p["flops"][2]["flops"] == 2 * 400 * 816 and "profile_table" in doc["analyses"]
+    assert doc["analyses"]["profile"] == [
+        {"method": "toy-conv (tiny)", "params": "835", "memory (100x100, x4)": "5B", "FLOPs (10x10, x2)": "163K",
+         "device": f"cpu, {torch.get_num_threads()} threads"}
+    ]  # fmt: skip
+    assert main(["report", str(out / "results.json")]) == 0  # the HTML report renders the Table 3 rows
+    html = (out / "report.html").read_text()
+    assert "Model profiles" in html and "toy-conv (tiny)" in html and "163K" in html
 
 
 @declare_flops(lambda u, kernel, out: involution_flops(out.shape, 9))

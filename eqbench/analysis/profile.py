@@ -192,41 +192,33 @@ def _si(v: float, unit: str = "") -> str:
     return f"{v:.3g}{unit}"
 
 
+def display_row(p: dict) -> dict[str, str]:
+    """One method's Table 3 entries as display strings: params, memory, time, FLOPs at the memory input."""
+    mem = p["memory"]
+    row = {"method": p["method"] if p["size"] == "paper" else f"{p['method']} ({p['size']})",
+           "params": _si(p["params"]["total"]),
+           f"memory ({mem['lr'][0]}x{mem['lr'][1]}, x{Scale(*mem['scale']).label()})": _si(mem["peak_bytes"], "B")}
+    lat = p.get("latency")
+    if lat:
+        key = f"time ({lat['dataset'] or 'dataset'} x{Scale(*lat['scale']).label()}, mean)"
+        row[key] = f"{lat['mean_median_s']:.3g}s"
+    f = next((f for f in p["flops"] if (f["lr"], f["scale"]) == (mem["lr"], mem["scale"])), p["flops"][0])
+    row[f"FLOPs ({f['lr'][0]}x{f['lr'][1]}, x{Scale(*f['scale']).label()})"] = _si(f["flops"])
+    row["device"] = f"{p['device']}, {p['threads']} threads"
+    return row
+
+
 def table3(profiles: Sequence[dict]) -> str:
     """Methods as columns; params, memory, time and FLOPs as rows (the ArbSR paper's Table 3 shape)."""
     if not profiles:
         return ""
-    head = ["", *[p["method"] for p in profiles]]
-    p0 = profiles[0]
-    mem = p0["memory"]
-    rows = [
-        ["params", *[_si(p["params"]["total"]) for p in profiles]],
-        [
-            f"memory ({mem['lr'][0]}x{mem['lr'][1]}, x{Scale(*mem['scale']).label()})",
-            *[_si(p["memory"]["peak_bytes"], "B") for p in profiles],
-        ],
-    ]
-    if "latency" in p0:
-        lat = p0["latency"]
-        rows.append(
-            [
-                f"time ({lat['dataset'] or 'dataset'} x{Scale(*lat['scale']).label()}, mean)",
-                *[f"{p['latency']['mean_median_s']:.3g}s" if "latency" in p else "-" for p in profiles],
-            ]
-        )
-    want = (p0["memory"]["lr"], p0["memory"]["scale"])
-    idx = next((i for i, f in enumerate(p0["flops"]) if (f["lr"], f["scale"]) == want), 0)
-    f0 = p0["flops"][idx]
-    rows.append(
-        [
-            f"FLOPs ({f0['lr'][0]}x{f0['lr'][1]}, x{Scale(*f0['scale']).label()})",
-            *[_si(p["flops"][idx]["flops"]) for p in profiles],
-        ]
-    )
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    rows = [display_row(p) for p in profiles]
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in ("method", "device")]
+    head = ["", *[r["method"] for r in rows]]
+    body = [[k, *[r.get(k, "-") for r in rows]] for k in keys]
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
     lines = [
         "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-        for r in [head, *rows]
+        for r in [head, *body]
     ]
-    dev = f"device {p0['device']}, {p0['threads']} threads; FLOPs: 1 MAC = 2 FLOPs"
-    return "\n".join([*lines, dev])
+    return "\n".join([*lines, f"device {rows[0]['device']}; FLOPs: 1 MAC = 2 FLOPs"])
