@@ -54,58 +54,22 @@ def _published(doc: dict) -> dict | None:
                     "not comparable to the last digit with the measured tables above. " + data["note"]}
 
 
-def _cka_figures(an: dict) -> list[dict]:
-    figures = []
-    for key, entry in (an.get("cka") or {}).items():
-        if not isinstance(entry, dict):
-            continue
-        if "per_layer" in entry and entry.get("taps"):
-            pairs = list(entry["per_layer"])
-            matrix = [[entry["per_layer"][p][i] for p in pairs] for i in range(len(entry["taps"]))]
-            title = f"{key}: CKA of each layer between scales (the EQSR paper's Fig. 2a)"
-            figures.append({"id": f"cka-{key}", "title": title, "uri": plots.heatmap(
-                matrix, [f"x{p.replace('-', ' vs x')}" for p in pairs], entry["taps"], title),
-                "note": f"{entry.get('n_crops', '?')} LR crops, {entry.get('estimator', 'minibatch unbiased')} CKA."})
-        for pair, m in (entry.get("matrices") or {}).items():
-            rows = entry.get("rows") or entry.get("taps") or [str(i) for i in range(len(m))]
-            cols = entry.get("cols") or entry.get("taps") or [str(i) for i in range(len(m[0]))]
-            title = f"{key}: layer-by-layer CKA ({pair})"
-            figures.append({"id": f"cka-{key}-{pair}", "title": title, "note": None,
-                            "uri": plots.heatmap(m, cols, rows, title)})
-    return figures
-
-
-def _profile_table(an: dict) -> dict | None:
-    prof = an.get("profile") or {}
-    body = []
-    for key, e in prof.items():
-        if not isinstance(e, dict):
-            continue
-        params = (e.get("params") or {}).get("total")
-        flops = (e.get("flops") or [{}])[0]
-        lat = e.get("latency") or {}
-        mem = e.get("memory") or {}
-        body.append([key, f"{params:,}" if isinstance(params, int) else "-",
-                     f"{flops.get('flops', 0) / 1e9:.2f} G{e.get('flops_unit', 'FLOPs')} ({flops.get('lr')} -> "
-                     f"{flops.get('out')})" if flops else "-",
-                     _fmt_num(mem["peak_bytes"] / 2**20 if mem.get("peak_bytes") is not None else None,
-                              f" MB ({mem.get('lr')} x{mem.get('scale', ['?'])[0]})"),
-                     _fmt_num(lat["mean_median_s"] * 1000 if lat.get("mean_median_s") is not None else None,
-                              f" ms (mean over {lat.get('dataset', '?')})")])
-    if not body:
-        return None
-    return {"title": "Model profiles (the ArbSR paper's Table 3 layout)", "cls": "profile", "note": None,
-            "head": ["method", "params", "FLOPs", "peak memory", "time (median)"], "body": body}
-
-
-def _fmt_num(v, unit: str) -> str:
-    return "-" if v in (None, "") else f"{float(v):.1f}{unit}"
-
-
 def _analysis_blocks(doc: dict) -> tuple[list[dict], list[dict]]:
+    """CKA heatmaps and the profile table, in the layout eqbench/run/results.py documents."""
+    figures, tables = [], []
     an = doc.get("analyses") or {}
-    prof = _profile_table(an)
-    return _cka_figures(an), [prof] if prof else []
+    for i, entry in enumerate(an.get("cka") or []):
+        if isinstance(entry, dict) and {"matrix", "xlabels", "ylabels"} <= set(entry):
+            title = entry.get("title", "CKA")
+            note = f"{entry['n_crops']} LR crops, {entry.get('estimator', '')}" if entry.get("n_crops") else None
+            figures.append({"id": f"cka-{i}", "title": title, "note": note,
+                            "uri": plots.heatmap(entry["matrix"], entry["xlabels"], entry["ylabels"], title)})
+    prof = [row for row in an.get("profile") or [] if isinstance(row, dict)]
+    if prof:
+        keys = list(dict.fromkeys(k for row in prof for k in row))
+        tables.append({"title": "Model profiles (the ArbSR paper's Table 3 layout)", "cls": "profile", "note": None,
+                       "head": keys, "body": [[row.get(k, "-") for k in keys] for row in prof]})
+    return figures, tables
 
 
 def render(doc: dict, *, reference: str | None = None, published: bool = True) -> str:
