@@ -1,0 +1,230 @@
+"""EQSR: parity with the official code (tests/fixtures/eqsr), presets, options, banding, bad input."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import eqbench
+from baselines.eqsr import PRESETS, EQSRConfig, build_eqsr
+from baselines.eqsr_backbone import reflect_pad
+from baselines.eqsr_kriging import involution
+from baselines.eqsr_official import convert
+from eqbench.checkpoint import load_state_dict_strict
+from eqbench.errors import EqbenchError
+
+FIX = Path(__file__).parent / "fixtures" / "eqsr"
+CKPT = FIX / "checkpoint.pth"
+# the official model the fixture was made with (see PROVENANCE.md)
+FIX_CFG = EQSRConfig(dim=12, n_groups=2, depth=3, heads=2, window=4, latent=16)
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return np.load(FIX / "cases.npz")
+
+
+def fixture_model(**options):
+    m = build_eqsr(FIX_CFG, **options).eval()
+    m.method_name = "eqsr"
+    return m.load_official(CKPT)
+
+
+@pytest.mark.parametrize("i", range(4))
+def test_parity_with_official(cases, i):
+    model = fixture_model()
+    lr = torch.from_numpy(cases["lr"])
+    ref = torch.from_numpy(cases[f"sr_{i}"])
+    size = tuple(cases[f"out_size_{i}"].tolist())
+    with torch.no_grad():
+        out = model.upsample(lr, size)
+        raw = model._upsample(lr, size)
+    # 1e-5: float32 parity bound of the issue (the implementation is in fact bit-identical on CPU)
+    assert (out - ref.clamp(0, 1)).abs().max().item() <= 1e-5, cases["names"][i]
+    assert (raw - ref).abs().max().item() <= 1e-5, cases["names"][i]
+
+
+@pytest.mark.parametrize("i", [0, 3])
+def test_backbone_features_match_official(cases, i):
+    model = fixture_model()
+    lr = torch.from_numpy(cases["lr"])
+    size = tuple(cases[f"out_size_{i}"].tolist())
+    with torch.no_grad():
+        feat = model.features(lr - model.mean, model.scale_cond(lr, size))
+    ref = torch.from_numpy(np.load(FIX / "debug_features.npz")[f"feat_{i}"])
+    assert (feat - ref).abs().max().item() <= 1e-5  # float32 parity bound, as above
+
+
+def test_param_key_selects_the_state(cases):
+    ckpt = torch.load(CKPT, weights_only=True)
+    ema, raw = fixture_model(), fixture_model(param_key="params")
+    assert torch.equal(ema.encoder.conv_first.weight, ckpt["params_ema"]["conv_first.weight"])
+    assert torch.equal(raw.encoder.conv_first.weight, ckpt["params"]["conv_first.weight"])
+    explicit = build_eqsr(FIX_CFG).eval().load_official(CKPT, param_key="params")
+    assert torch.equal(explicit.upsampler.to_rgb.weight, ckpt["params"]["upsample.to_rgb.1.weight"])
+    lr = torch.from_numpy(cases["lr"])
+    with torch.no_grad():  # the official outputs were made with params_ema: `params` must not match them
+        assert (raw._upsample(lr, (24, 20)) - torch.from_numpy(cases["sr_0"])).abs().max() > 0.1
+
+
+@pytest.mark.parametrize("band_rows", [1, 5, 16])
+def test_banded_decoder_equals_one_shot(cases, band_rows):
+    model = fixture_model()
+    banded = fixture_model(band_rows=band_rows)
+    lr = torch.from_numpy(cases["lr"])
+    for i in range(4):
+        size = tuple(cases[f"out_size_{i}"].tolist())
+        with torch.no_grad():
+            a, b = model._upsample(lr, size), banded._upsample(lr, size)
+        # only the summation order of the pooled ECA statistics differs (float64 sum over bands vs
+        # float32 pooling): a few float32 ulps of values of magnitude ~2
+        assert (a - b).abs().max().item() <= 1e-5
+
+
+def test_tiled_backbone_stitching():
+    torch.manual_seed(0)
+    lr = torch.rand(1, 3, 12, 10)
+    ref = fixture_model()
+    # every extended tile covers the whole 12x10 image: tiling must reproduce the untiled result exactly
+    whole = fixture_model(tile=6, tile_overlap=12)
+    small = fixture_model(tile=4, tile_overlap=4)
+    with torch.no_grad():
+        a, b, c = (m.upsample(lr, (30, 25)) for m in (ref, whole, small))
+    assert torch.equal(a, b)
+    assert c.shape == a.shape and not torch.equal(a, c)  # real tiles see less context: not identical
+
+
+def test_involution_equals_unfold_form():
+    torch.manual_seed(0)
+    u = torch.randn(2, 16, 5, 7, dtype=torch.float64)
+    k = torch.randn(2, 2, 3, 3, 5, 7, dtype=torch.float64)
+    cols = F.unfold(u, 3, padding=1).view(2, 2, 8, 9, 5, 7)
+    ref = (cols * k.view(2, 2, 1, 9, 5, 7)).sum(3).view(2, 16, 5, 7)
+    assert (involution(u, k) - ref).abs().max().item() <= 1e-12  # float64 rounding of a 9-term sum
+
+
+def test_paper_preset_matches_official_layout():
+    model = eqbench.create_method("eqsr", size="paper")
+    assert sum(p.numel() for p in model.parameters()) == 13_619_510
+    lines = gzip.open(FIX / "paper_state_dict_keys.txt.gz", "rt").read().splitlines()[1:]
+    assert len(lines) == 529
+    shapes = {k: eval(s) for k, s, _ in (ln.split("\t") for ln in lines)}  # noqa: S307 (own fixture)
+    sd = {k: torch.zeros(s, dtype=torch.int64 if k.startswith("relative_position_index") else torch.float32)
+          for k, s in shapes.items()}
+    sd["relative_position_index_SA"] = model.encoder.rel_self.clone()
+    sd["relative_position_index_OCA"] = model.encoder.rel_overlap.clone()
+    load_state_dict_strict(model, convert(sd, model.encoder, "paper"), "paper")  # raises on any mismatch
+    assert model.upsampler.blocks[1].eca.shape == (1, 1, 5)
+
+
+def test_presets_and_variant_counts():
+    counts = {v: sum(p.numel() for p in build_eqsr(PRESETS["tiny"], v).parameters())
+              for v in ("baseline", "A", "B", "C", "E")}
+    assert counts["E"] == 328_876
+    # C and E differ only in the AFE conv: style Linear (81 -> 48) per group, 2 groups
+    assert counts["E"] - counts["C"] == 2 * (81 * 48 + 48)
+    # A has the data kernel, C adds one length-scale
+    assert counts["C"] - counts["A"] == 1
+
+
+def test_scale_input_options():
+    lr = torch.rand(2, 3, 12, 10)
+    cell = build_eqsr(FIX_CFG, scale_input="cell").scale_cond(lr, (30, 40))
+    ratio = build_eqsr(FIX_CFG, scale_input="ratio").scale_cond(lr, (30, 40))
+    assert cell.code.shape == (2, 81) and torch.allclose(cell.code[:, 0], torch.full((2,), 2 / 30))
+    assert torch.allclose(ratio.code[:, 0], torch.full((2,), 2.5))
+    assert ratio.scale == (2.5, 4.0)
+
+
+@pytest.mark.parametrize("variant", ["baseline", "A", "B", "C", "E"])
+def test_variants_run_and_train(variant):
+    torch.manual_seed(0)
+    model = eqbench.create_method("eqsr", size="tiny", variant=variant)
+    lr = torch.rand(2, 3, 9, 11)
+    out = model._upsample(lr, (20, 25))
+    assert out.shape == (2, 3, 20, 25) and torch.isfinite(out).all()
+    out.abs().mean().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not no_grad
+
+
+def test_feature_taps_fire():
+    model = eqbench.create_method("eqsr", size="tiny").eval()
+    seen = []
+    mods = dict(model.named_modules())
+    hooks = [mods[t].register_forward_hook(lambda *a, t=t: seen.append(t)) for t in model.feature_taps]
+    with torch.no_grad():
+        model.upsample(torch.rand(1, 3, 8, 8), (16, 16))
+    for h in hooks:
+        h.remove()
+    assert list(dict.fromkeys(seen)) == list(model.feature_taps)
+
+
+def test_batch_is_per_sample():
+    model = fixture_model()
+    lr = torch.rand(2, 3, 12, 10)
+    with torch.no_grad():
+        both = model.upsample(lr, (26, 21))
+        one = model.upsample(lr[1:], (26, 21))
+    assert (both[1:] - one).abs().max().item() <= 1e-6  # batched GEMMs may round differently
+
+
+def test_small_inputs_pad_beyond_reflection():
+    x = torch.arange(6.0).view(1, 1, 2, 3)
+    assert torch.equal(reflect_pad(x, 1, 2), F.pad(x, (0, 2, 0, 1), mode="reflect"))
+    y = reflect_pad(x, 5, 7)  # the official pad would raise: reflection repeated
+    assert y.shape == (1, 1, 7, 10) and torch.equal(y[..., :2, :3], x)
+    model = eqbench.create_method("eqsr", size="tiny").eval()
+    with torch.no_grad():
+        assert model.upsample(torch.rand(1, 3, 1, 3), (2, 7)).shape == (1, 3, 2, 7)
+
+
+def test_bad_input(tmp_path):
+    with pytest.raises(EqbenchError, match="variant"):
+        eqbench.create_method("eqsr", size="tiny", variant="F")
+    with pytest.raises(EqbenchError, match="scale_input"):
+        eqbench.create_method("eqsr", size="tiny", scale_input="scale")
+    with pytest.raises(EqbenchError, match="band_rows"):
+        eqbench.create_method("eqsr", size="tiny", band_rows=0)
+    with pytest.raises(EqbenchError, match="band_rows"):
+        eqbench.create_method("eqsr", size="tiny", variant="baseline", band_rows=8)
+    with pytest.raises(EqbenchError, match="tile"):
+        eqbench.create_method("eqsr", size="tiny", tile=2.5)
+    tiny = eqbench.create_method("eqsr", size="tiny")
+    with pytest.raises(EqbenchError, match="not found"):
+        tiny.load_official(tmp_path / "missing.pth")
+    with pytest.raises(EqbenchError, match="does not fit|does not match"):
+        tiny.load_official(CKPT)  # a checkpoint of another size
+    with pytest.raises(EqbenchError, match="param_key"):
+        build_eqsr(FIX_CFG).load_official(CKPT, param_key="ema")
+    only_raw = tmp_path / "raw.pth"
+    torch.save({"params": torch.load(CKPT, weights_only=True)["params"]}, only_raw)
+    with pytest.raises(EqbenchError, match="param_key='params'"):
+        build_eqsr(FIX_CFG).load_official(only_raw)
+    plain = tmp_path / "plain.pth"
+    torch.save({"model": {}}, plain)
+    with pytest.raises(EqbenchError, match="not a BasicSR"):
+        build_eqsr(FIX_CFG).load_official(plain)
+    with pytest.raises(EqbenchError, match="no official"):
+        eqbench.create_method("eqsr", size="tiny", variant="C").load_official(CKPT)
+    with pytest.raises(EqbenchError, match="smaller"):
+        tiny.upsample(torch.rand(1, 3, 8, 8), (7, 16))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_runs_on_cuda(cases):
+    torch.manual_seed(0)
+    u, k = torch.randn(1, 16, 6, 5), torch.randn(1, 2, 3, 3, 6, 5)
+    # elementwise products and sums only: CUDA may fuse multiply-adds, a few float32 ulps
+    assert (involution(u.cuda(), k.cuda()).cpu() - involution(u, k)).abs().max().item() <= 1e-5
+    model = fixture_model().cuda()
+    out = model.upsample(torch.from_numpy(cases["lr"]).cuda(), (40, 33))
+    # No value check against the CPU fixture: on CUDA, `v / 10` by a scalar is computed as v * (1/10),
+    # which moves the 2^39-pi sincos terms (the official code behaves the same way on CUDA).
+    assert out.is_cuda and out.shape == (1, 3, 40, 33) and torch.isfinite(out).all()
