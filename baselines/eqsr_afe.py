@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eqbench.errors import EqbenchError
+
 N_FREQ = 40  # official: 40 frequencies, divisor 10, for both the scale code and the relative coordinates
 CODE_DIM = 1 + 2 * N_FREQ
 
@@ -116,7 +118,7 @@ def make_afe_conv(kind: str, dim: int) -> nn.Module:
     if kind == "plain":
         return PlainConv2d(dim)
     if kind == "arbsr":
-        from .eqsr_arbsr import ArbSRScaleConv
-
-        return ArbSRScaleConv(dim)
+        # pending: ArbSR's scale-aware conv comes from baselines/arbsr_blocks.py (not on main yet)
+        raise EqbenchError("EQSR variant 'D' needs ArbSR's scale-aware conv (baselines/arbsr_blocks.py), "
+                           "which this checkout does not have yet; use variants baseline, A, B, C or E")
     raise ValueError(f"unknown AFE conv kind {kind!r}")

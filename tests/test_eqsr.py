@@ -234,6 +234,8 @@ def test_bad_input(tmp_path):
         eqbench.create_method("eqsr", size="tiny", variant="F")
     with pytest.raises(EqbenchError, match="scale_input"):
         eqbench.create_method("eqsr", size="tiny", scale_input="scale")
+    with pytest.raises(EqbenchError, match="ArbSR"):  # variant D waits for baselines/arbsr_blocks.py
+        eqbench.create_method("eqsr", size="tiny", variant="D")
     with pytest.raises(EqbenchError, match="band_rows"):
         eqbench.create_method("eqsr", size="tiny", band_rows=0)
     with pytest.raises(EqbenchError, match="band_rows"):
