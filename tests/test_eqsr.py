@@ -190,6 +190,23 @@ def test_plugin_parts():
     assert afe(180) == 388_440  # the official per-group ModMBConv count (spec 1.5)
 
 
+class _PassThrough(torch.nn.Module):
+    def forward(self, x, cond):
+        return x
+
+
+@pytest.mark.parametrize("name,attr", [("eqsr-edsr", "edsr"), ("eqsr-swinir", "swinir")])
+def test_plugins_wrap_the_shared_encoders(name, attr):
+    torch.manual_seed(0)
+    model = eqbench.create_method(name, size="tiny").eval()
+    enc = model.encoder
+    enc.afe = torch.nn.ModuleList(_PassThrough() for _ in enc.afe)
+    x = torch.rand(1, 3, 16, 8)  # a multiple of the window: the plain encoder does not crop either
+    with torch.no_grad():
+        # with the AFE blocks bypassed, the plug-in encoder is exactly the shared encoder
+        assert torch.equal(enc(x, model.scale_cond(x, (32, 16))), getattr(enc, attr)(x))
+
+
 @pytest.mark.parametrize("name", ["eqsr-edsr", "eqsr-swinir"])
 def test_plugins_are_scale_aware_and_band(name):
     torch.manual_seed(0)
