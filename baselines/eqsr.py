@@ -29,6 +29,9 @@ Memory-bounded path (options, default off = official one-shot): `tile` runs the 
 that size with `tile_overlap` context pixels (approximate: windows, shifts and the AFE's SE pooling see
 the tile, not the image); `band_rows` decodes HR rows in bands after a pass that collects the ECA
 statistics of the whole grid, so banded decoding equals the one-shot decoding (up to float summation).
+Training: `forward_window(lr, out_size, window)` queries only an HR window of the out_size frame, as the
+official recipe does (48x48 targets in a 48r x 48r crop; the code sees 2/(48r); window edges are grid
+borders and ECA pools over the window).
 Ablations (EQSR paper Table 2) via `variant`: "baseline" (scale-blind 3x3 conv in the AFE block, LR
 features resampled bicubically to the HR grid, then 1x1 conv-ReLU-1x1 conv), "A" (NK with the data
 kernel only), "B" (distance kernel only), "C" (full NK), "D" (C with ArbSR's scale-aware conv in the
@@ -87,8 +90,11 @@ class BicubicFeatureTail(nn.Module):
         self.head = nn.Conv2d(in_dim, latent, 1)
         self.to_rgb = nn.Conv2d(latent, 3, 1)
 
-    def forward(self, feat: torch.Tensor, out_size: tuple[int, int], band_rows: int | None = None):
+    def forward(self, feat: torch.Tensor, out_size: tuple[int, int], band_rows: int | None = None,
+                window: tuple[int, int, int, int] | None = None):
         f = F.interpolate(feat, size=out_size, mode="bicubic", align_corners=False)
+        if window is not None:
+            f = f[:, :, window[0]:window[0] + window[2], window[1]:window[1] + window[3]]
         return self.to_rgb(F.relu(self.head(f)))
 
 
@@ -149,6 +155,18 @@ class EQSR(SRMethod):
         cond = self.scale_cond(lr, out_size)
         feat = self.features(lr - self.mean, cond)
         return self.upsampler(feat, out_size, self.band_rows) + self.mean
+
+    def forward_window(self, lr: torch.Tensor, out_size: tuple[int, int],
+                       window: tuple[int, int, int, int]) -> torch.Tensor:
+        """Training query of the official recipe: only the HR pixels of `window` = (top, left, height,
+        width) of the out_size frame (the scale code still sees the whole frame); unclamped RGB."""
+        top, left, height, width = window
+        if min(top, left) < 0 or height < 1 or width < 1 or top + height > out_size[0] or left + width > out_size[1]:
+            raise EqbenchError(f"window {window} (top, left, height, width) is not inside the frame {out_size}")
+        lr = lr.to(self.mean.dtype)
+        cond = self.scale_cond(lr, out_size)
+        feat = self.features(lr - self.mean, cond)
+        return self.upsampler(feat, out_size, self.band_rows, window=window) + self.mean
 
     def load_official(self, path, param_key: str | None = None) -> EQSR:
         """BasicSR checkpoint -> this model (strict). `param_key`: "params_ema" (default, as the

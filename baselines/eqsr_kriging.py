@@ -125,7 +125,7 @@ class NeuralKriging(nn.Module):
         self.to_rgb = nn.Conv2d(latent, 3, 1)
         self.lengthscale = nn.Parameter(torch.tensor(3.0)) if kernel != "data" else None
 
-    def _axes(self, feat: torch.Tensor, out_size: tuple[int, int]) -> dict:
+    def _axes(self, feat: torch.Tensor, out_size: tuple[int, int], window=None) -> dict:
         """Per-axis query data for the whole grid. Nearest sampling is separable: the LR centre picked
         for HR pixel (i, j) has x from column j alone and y from row i alone, so the relative-coordinate
         encodings (80 sin/cos terms) are evaluated once per column and once per row, then broadcast:
@@ -133,6 +133,9 @@ class NeuralKriging(nn.Module):
         b, _, h, w = feat.shape
         dev, dt = feat.device, feat.dtype
         xs, ys = make_coord_1d(out_size[1]).to(dev, dt), make_coord_1d(out_size[0]).to(dev, dt)
+        if window is not None:  # a sub-grid of the full frame (official training queries)
+            top, left, height, width = window
+            xs, ys = xs[left:left + width], ys[top:top + height]
         lr_xy = hr_grid_xy(make_coord_1d(h), make_coord_1d(w)).to(dev, dt).permute(2, 0, 1).unsqueeze(0)
         # x of the picked centre along row 0, y along column 0 (grid_sample for the official tie rule)
         qx = F.grid_sample(lr_xy, hr_grid_xy(ys[:1], xs)[None], mode="nearest", align_corners=False)[0, 0]
@@ -161,8 +164,13 @@ class NeuralKriging(nn.Module):
         d2 = (((nbr - p_xy.unsqueeze(2)) * wh) ** 2).sum(1, keepdim=True)
         return h0, torch.exp(d2.view(b, 1, 3, 3, hq, wq) / self.lengthscale ** 2 * -0.5)
 
-    def forward(self, feat: torch.Tensor, out_size: tuple[int, int], band_rows: int | None = None):
-        ax = self._axes(feat, out_size)
+    def forward(self, feat: torch.Tensor, out_size: tuple[int, int], band_rows: int | None = None,
+                window: tuple[int, int, int, int] | None = None):
+        """RGB on the (H, W) = out_size grid, or on `window` = (top, left, height, width) of it: then the
+        window is the query grid (its edges are grid borders, ECA pools over it), as in official training."""
+        ax = self._axes(feat, out_size, window)
+        if window is not None:
+            out_size = (window[2], window[3])
         if band_rows is None or band_rows >= out_size[0]:
             h0, dist = self._inputs(feat, ax, 0, out_size[0])
             r = F.relu(self.blocks[0](h0, dist))

@@ -99,6 +99,22 @@ def test_tiled_backbone_stitching():
     assert c.shape == a.shape and not torch.equal(a, c)  # real tiles see less context: not identical
 
 
+def test_training_window_query(cases):
+    model = fixture_model()
+    lr = torch.from_numpy(cases["lr"])
+    with torch.no_grad():
+        full = model._upsample(lr, (40, 33))
+        assert torch.equal(model.forward_window(lr, (40, 33), (0, 0, 40, 33)), full)
+        win = model.forward_window(lr, (40, 33), (8, 5, 12, 12))
+        mid = model.forward_window(lr, (40, 33), (4, 1, 20, 20))
+    assert win.shape == (1, 3, 12, 12)
+    # a window is its own query grid (zero-padded edges, ECA pooled over it): not a crop of the full grid
+    assert (win - full[:, :, 8:20, 5:17]).abs().max() > 1e-4
+    assert (win - mid[:, :, 4:16, 4:16]).abs().max() > 1e-4
+    with pytest.raises(EqbenchError, match="window"):
+        model.forward_window(lr, (40, 33), (30, 0, 12, 12))
+
+
 def test_involution_equals_unfold_form():
     torch.manual_seed(0)
     u = torch.randn(2, 16, 5, 7, dtype=torch.float64)
