@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eqbench.analysis.flops import declare_flops, involution_flops
+
 from .eqsr_afe import N_FREQ, sincos_encoding
 
 GROUP_CHANNELS = 8  # official: channels sharing one involution kernel
@@ -43,6 +45,7 @@ def hr_grid_xy(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     return torch.stack(torch.meshgrid(cols, rows, indexing="xy"), -1)
 
 
+@declare_flops(lambda u, kernel, out: involution_flops(out.shape, 9))  # products/sums: invisible to FlopCounter
 def involution(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """u (B, C, H, W), kernel (B, G, 3, 3, H, W): channel c uses kernel[c // (C/G)]; zero padding 1."""
     b, c, h, w = u.shape

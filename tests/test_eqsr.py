@@ -124,6 +124,15 @@ def test_involution_equals_unfold_form():
     assert (involution(u, k) - ref).abs().max().item() <= 1e-12  # float64 rounding of a 9-term sum
 
 
+def test_involution_flops_are_declared():
+    from eqbench.analysis.flops import count_flops
+
+    model = eqbench.create_method("eqsr", size="tiny").eval()
+    res = count_flops(model, (12, 10), (24, 20))
+    # two blocks, one multiply-accumulate (2 FLOPs) per 3x3 tap per output element of width 64
+    assert res.by_module_formula["involution"] == 2 * (2 * 9 * 64 * 24 * 20)
+
+
 def test_paper_preset_matches_official_layout():
     model = eqbench.create_method("eqsr", size="paper")
     assert sum(p.numel() for p in model.parameters()) == 13_619_510
