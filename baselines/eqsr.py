@@ -29,6 +29,8 @@ Memory-bounded path (options, default off = official one-shot): `tile` runs the 
 that size with `tile_overlap` context pixels (approximate: windows, shifts and the AFE's SE pooling see
 the tile, not the image); `band_rows` decodes HR rows in bands after a pass that collects the ECA
 statistics of the whole grid, so banded decoding equals the one-shot decoding (up to float summation).
+On that path the feature taps fire once per tile / band / pass (with halo rows): analyses that read
+taps (CKA) should use the one-shot path.
 Training: `forward_window(lr, out_size, window)` queries only an HR window of the out_size frame, as the
 official recipe does (48x48 targets in a 48r x 48r crop; the code sees 2/(48r); window edges are grid
 borders and ECA pools over the window).
