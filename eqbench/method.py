@@ -8,6 +8,10 @@ EQ_S, CKA, profiling) only uses this contract:
   * `feature_taps`: ordered module paths whose outputs feature-similarity analyses read (forward hooks).
   * `load_official(path)`: reads the official checkpoint format of the method and maps its keys.
   * presets: `size="paper"` (the published configuration) and `size="tiny"` (trains on 2 CPU cores).
+
+Optional, for training (eqbench/train): implicit methods answer arbitrary HR coordinates with
+`query(lr, coord, cell)` and list what they accept in `query_modes`. A method without it still trains:
+the trainer then supervises dense `_upsample` outputs (unclamped) of the batch's HR frame.
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ class SRMethod(nn.Module):
 
     method_name: str = ""
     feature_taps: tuple[str, ...] = ()
+    # What `query` accepts: "points" = any coordinates, each answered independently (LIIF, LTE,
+    # MetaSR-liif: training samples 2304 random HR pixels); "grid" = a dense rectangular window of
+    # coordinates only (EQSR: its decoder mixes neighbouring query pixels). Empty: no `query`.
+    query_modes: tuple[str, ...] = ()
 
     def upsample(self, lr: torch.Tensor, out_size: Sequence[int], **kwargs) -> torch.Tensor:
         check_input(lr, out_size)
@@ -42,6 +50,15 @@ class SRMethod(nn.Module):
 
     def _upsample(self, lr: torch.Tensor, out_size: tuple[int, int], **kwargs) -> torch.Tensor:
         raise NotImplementedError
+
+    def query(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        """RGB at HR coordinates, NOT clamped (training needs the gradients outside [0, 1]).
+
+        lr (N, 3, h, w) in [0, 1]; coord (N, *S, 2): pixel centres of the HR frame in [-1, 1], ordered
+        (row, col), as LIIF's make_coord; cell (N, *S, 2): one HR pixel in the same units, (2/H, 2/W).
+        S = (Q,) for points or (H', W') for a window of the HR frame. Returns (N, *S, 3) in [0, 1] units.
+        """
+        raise EqbenchError(f"method {self.method_name!r} cannot be queried at coordinates (no query_modes)")
 
     def load_official(self, path) -> SRMethod:
         raise EqbenchError(f"method {self.method_name!r} has no official checkpoint format")

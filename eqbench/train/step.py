@@ -1,0 +1,104 @@
+"""One training forward through the method contract, and the EMA of the weights.
+
+How a method is supervised on each kind of batch (data/batches.py):
+  * `liif` (2304 HR pixels): `method.query(lr, coord, cell)` if "points" in `query_modes`; otherwise the
+    method upsamples each sample's whole crop densely and the sampled pixels are picked from it.
+  * `eqsr` (a 48 x 48 window of the crop): `query` on the window's coordinates if the method has any
+    query mode; otherwise a dense upsample of the whole crop, cut to the window.
+  * `pairs` (one scale per batch, full HR patch): a dense upsample of the batch.
+Dense outputs come from `_upsample`, the contract's unclamped core: `upsample` clamps to [0, 1], which
+would zero the gradient of every pixel outside that range.
+
+Methods with scale-aware knowledge transfer (ArbSR, recipe field `knowledge_transfer`) implement
+`transfer_loss(lr, out_size) -> scalar tensor`: the feature L1 against their fixed-scale teacher
+(zero for scales the teacher does not cover). It is called on the same batch inside the forward, so
+DDP synchronises its gradients too.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..errors import EqbenchError
+from ..method import check_input
+
+
+def _dense(method, lr: torch.Tensor, size) -> torch.Tensor:
+    out_size = (int(size[0]), int(size[1]))
+    check_input(lr, out_size)
+    return method._upsample(lr, out_size)
+
+
+def predict(method, batch: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
+    """The prediction matching batch['gt'] (same shape), in [0, 1] units, unclamped."""
+    lr, modes = batch["lr"], tuple(getattr(method, "query_modes", ()))
+    if kind == "liif":
+        if "points" in modes:
+            return method.query(lr, batch["coord"], batch["cell"])
+        preds = []
+        for i in range(lr.shape[0]):
+            full = _dense(method, lr[i:i + 1], batch["hr_size"][i].tolist())  # (1, 3, H, W)
+            preds.append(full.flatten(2)[0].t()[batch["index"][i]])
+        return torch.stack(preds)
+    if kind == "eqsr":
+        if modes:
+            return method.query(lr, batch["coord"], batch["cell"]).permute(0, 3, 1, 2)
+        h, w = batch["gt"].shape[-2:]
+        preds = []
+        for i in range(lr.shape[0]):
+            oy, ox = batch["offset"][i].tolist()
+            full = _dense(method, lr[i:i + 1], batch["hr_size"][i].tolist())
+            preds.append(full[0, :, oy:oy + h, ox:ox + w])
+        return torch.stack(preds)
+    if kind == "pairs":
+        return _dense(method, lr, batch["hr_size"][0].tolist())
+    raise ValueError(f"unknown batch kind {kind!r}")
+
+
+class TrainForward(nn.Module):
+    """What DDP wraps: batch -> (prediction, extra loss). Holds the method as `method`."""
+
+    def __init__(self, method: nn.Module, kind: str, transfer: bool = False) -> None:
+        super().__init__()
+        self.method, self.kind, self.transfer = method, kind, transfer
+        if transfer and not callable(getattr(method, "transfer_loss", None)):
+            raise EqbenchError(f"the recipe asks for knowledge transfer, but method {method.method_name!r} "
+                               "has no transfer_loss(lr, out_size); use a recipe without knowledge_transfer")
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        pred = predict(self.method, batch, self.kind)
+        extra = None
+        if self.transfer:
+            out_size = tuple(int(v) for v in batch["hr_size"][0].tolist())
+            extra = self.method.transfer_loss(batch["lr"], out_size)
+        return pred, extra
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+class EMA:
+    """Exponential moving average of the parameters (BasicSR's model_ema: buffers are copied)."""
+
+    def __init__(self, method: nn.Module, decay: float) -> None:
+        self.decay = float(decay)
+        self.model = copy.deepcopy(method).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, method: nn.Module) -> None:
+        ema = dict(self.model.named_parameters())
+        for name, p in method.named_parameters():
+            ema[name].mul_(self.decay).add_(p.detach(), alpha=1 - self.decay)
+        ema_b = dict(self.model.named_buffers())
+        for name, b in method.named_buffers():
+            ema_b[name].copy_(b)
+
+    @torch.no_grad()
+    def reset(self, method: nn.Module) -> None:
+        self.model.load_state_dict(method.state_dict())
