@@ -49,8 +49,16 @@ class Toy(SRMethod):
         return self._answer(lr, coord, cell).permute(0, 3, 1, 2)
 
 
-def make_toy(*, size: str = "tiny", feats: int = 8, points: bool = True, dropout: float = 0.0) -> Toy:
-    return Toy(feats=feats, points=points, dropout=dropout)
+class ToyTransfer(Toy):
+    """With a stand-in for ArbSR's knowledge-transfer hook: an L1 pull of the features towards 0."""
+
+    def transfer_loss(self, lr, out_size):
+        return self.enc(lr).abs().mean()
+
+
+def make_toy(*, size: str = "tiny", feats: int = 8, points: bool = True, dropout: float = 0.0,
+             transfer: bool = False) -> Toy:
+    return (ToyTransfer if transfer else Toy)(feats=feats, points=points, dropout=dropout)
 
 
 def register() -> None:
@@ -60,3 +68,107 @@ def register() -> None:
 
 def unregister() -> None:
     METHODS._items.pop(NAME, None)
+
+
+# ---- a synthetic data root + catalogue, and small recipes, so trainer tests run in seconds ----
+
+def _image(rng, h: int, w: int):
+    import numpy as np
+
+    # Smooth colour gradients + a few edges: enough structure for a resize to matter.
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    a = rng.uniform(0.02, 0.2, size=3)
+    img = 127 + 100 * np.stack([np.sin(a[0] * y + a[1] * x), np.cos(a[1] * y - a[2] * x),
+                                np.sin(a[2] * (x + y))], axis=-1)
+    img[h // 3:, : w // 2] *= 0.5
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_catalog(root):
+    """root/{toy (8 images 64x64), small (3 of 16x16), mixed (3 + 2 small), few (2), val (2), big (2)}."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    root = Path(root)
+    rng = np.random.default_rng(0)
+    sets = {"toy": [(64, 64)] * 6 + [(72, 64), (64, 80)], "small": [(16, 16)] * 3,
+            "mixed": [(64, 64)] * 3 + [(20, 20)] * 2, "few": [(64, 64)] * 2, "val": [(40, 40), (36, 44)],
+            "big": [(200, 200)] * 2}
+    lines = ["version: 1", "datasets:"]
+    for name, sizes in sets.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i, (h, w) in enumerate(sizes):
+            Image.fromarray(_image(rng, h, w)).save(root / name / f"{i:02d}.png")
+        role = "benchmark" if name == "val" else "train"
+        lines += [f"  {name}:", f"    role: {role}", f"    path: {name}", f"    images: {len(sizes)}"]
+    cat = root / "datasets.yaml"
+    cat.write_text("\n".join(lines) + "\n")
+    return cat
+
+
+def recipe_dict(kind: str = "liif", iters: int = 6, batch: int = 2, **extra) -> dict:
+    sampler = {"liif": {"kind": "liif", "lr_size": 12, "scale_min": 1.5, "scale_max": 3, "sample_q": 100},
+               "eqsr": {"kind": "eqsr", "lr_size": 12, "scale_min": 1.5, "scale_max": 3, "window": 16},
+               "pairs": {"kind": "pairs", "lr_size": 12, "resize": "matlab-bicubic",
+                         "scales": ["1.5", "2", "2.5", "1.5x3"]}}[kind]
+    phases = extra.pop("phases", [{"name": "main", "iters": iters, "lr": 1e-2, "data": ["toy"],
+                                   "milestones": [iters // 2]}])
+    return {"method": "*", "name": "test", "sampler": sampler, "batch_size": batch, "phases": phases, **extra}
+
+
+def recipe_file(path, **kw) -> str:
+    import yaml
+
+    path.write_text(yaml.safe_dump(recipe_dict(**kw)))
+    return str(path)
+
+
+# ---- pytest fixtures (import them into a test module by name) ----
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def toy_data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train-data")
+    write_catalog(root)
+    return root
+
+
+@pytest.fixture
+def toy(toy_data_root, monkeypatch, tmp_path):
+    """The toy method registered, the synthetic catalogue active; yields the paths tests need."""
+    from types import SimpleNamespace
+
+    register()
+    monkeypatch.setenv("EQBENCH_DATASETS_YAML", str(toy_data_root / "datasets.yaml"))
+    monkeypatch.setenv("EQBENCH_DATA", str(toy_data_root))
+    try:
+        yield SimpleNamespace(root=toy_data_root, tmp=tmp_path)
+    finally:
+        unregister()
+
+
+def cli_script(tmp):
+    """A script that registers the toy method and runs the eqbench CLI (for subprocess/torchrun tests)."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    path = Path(tmp) / "eqbench_toy_cli.py"
+    path.write_text(f"import sys\nsys.path.insert(0, {str(here)!r})\nimport train_toy\ntrain_toy.register()\n"
+                    "from eqbench.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    return path
+
+
+def subprocess_env(toy) -> dict:
+    import os
+    from pathlib import Path
+
+    import eqbench
+
+    env = dict(os.environ)
+    root = str(Path(eqbench.__file__).resolve().parents[1])
+    env.update(PYTHONPATH=root + os.pathsep + env.get("PYTHONPATH", ""), OMP_NUM_THREADS="1",
+               EQBENCH_DATASETS_YAML=str(toy.root / "datasets.yaml"), EQBENCH_DATA=str(toy.root))
+    return env

@@ -44,7 +44,7 @@ def resize_uint8(img: np.ndarray, hw: tuple[int, int], how: str) -> np.ndarray:
     if how == "pil-bicubic":
         return np.array(Image.fromarray(img).resize((hw[1], hw[0]), Image.BICUBIC))
     if how == "matlab-bicubic":
-        t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).to(torch.float64)
+        t = torch.from_numpy(img.astype(np.float64)).permute(2, 0, 1)
         out = imresize(t, size=hw, uint8=True)
         return out.permute(1, 2, 0).to(torch.uint8).numpy()
     raise ValueError(f"unknown resize {how!r}; known: {', '.join(RESIZES)}")

@@ -150,6 +150,9 @@ def _worker_init(worker_id: int) -> None:
 
 
 def make_loader(images: list[np.ndarray], sampler: SamplerSpec, plan: BatchPlan, workers: int) -> DataLoader:
+    # Its own generator: creating a loader iterator draws a base seed, which must not advance the
+    # global torch RNG (a resumed run creates its iterator at another step than the original run).
+    gen = torch.Generator().manual_seed(plan.seed * 100_003 + plan.start)
     return DataLoader(KeyedSamples(images, sampler, plan.seed), batch_sampler=plan, num_workers=workers,
                       collate_fn=batches.collate, worker_init_fn=_worker_init if workers else None,
-                      persistent_workers=False)
+                      persistent_workers=False, generator=gen)

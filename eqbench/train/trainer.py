@@ -112,6 +112,8 @@ def _train(cfg: TrainConfig, world) -> Path:
         ck.check_compatible(res.meta, res.identity(recipe), res.checkpoint)
     elif cfg.init:
         load_weights(method, cfg.init)
+    if not any(p.requires_grad for p in method.parameters()):
+        raise EqbenchError(f"method {res.method!r} has no trainable parameters: nothing to train")
     # The same global batch for any number of processes; ranks differ only in their dropout streams.
     torch.manual_seed(res.seed + world.rank)
 
