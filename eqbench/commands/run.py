@@ -39,7 +39,8 @@ def run(a: argparse.Namespace) -> int:
     from ..method import list_methods
     from ..protocol import get_protocol
     from ..report.tables import text_table
-    from ..run.runner import RunConfig, run as run_eval
+    from ..run.runner import RunConfig
+    from ..run.runner import run as run_eval
     from ..scales import parse_scale
 
     methods = list_methods() if a.methods == ["all"] else a.methods
