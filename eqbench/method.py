@@ -10,8 +10,8 @@ EQ_S, CKA, profiling) only uses this contract:
   * presets: `size="paper"` (the published configuration) and `size="tiny"` (trains on 2 CPU cores).
 
 Optional, for training (eqbench/train): implicit methods answer arbitrary HR coordinates with
-`query(lr, coord, cell)` and list what they accept in `query_modes`. A method without it still trains:
-the trainer then supervises dense `_upsample` outputs (unclamped) of the batch's HR frame.
+`query_points(lr, coord, cell)` and say what they accept in `query_modes`. A method without it still
+trains: the trainer then supervises dense `_upsample` outputs (unclamped) of the batch's HR frame.
 """
 
 from __future__ import annotations
@@ -35,10 +35,14 @@ class SRMethod(nn.Module):
 
     method_name: str = ""
     feature_taps: tuple[str, ...] = ()
-    # What `query` accepts: "points" = any coordinates, each answered independently (LIIF, LTE,
-    # MetaSR-liif: training samples 2304 random HR pixels); "grid" = a dense rectangular window of
-    # coordinates only (EQSR: its decoder mixes neighbouring query pixels). Empty: no `query`.
-    query_modes: tuple[str, ...] = ()
+
+    @property
+    def query_modes(self) -> tuple[str, ...]:
+        """What `query_points` accepts (a subclass may override with a class attribute):
+        "points": coord (N, Q, 2), any coordinates, each answered independently (LIIF, LTE, MetaSR-liif);
+        "grid": coord (N, h, w, 2), a dense window of the HR grid (EQSR: its decoder mixes neighbours).
+        Default: ("points",) when the class implements `query_points`, else () (dense training only)."""
+        return ("points",) if type(self).query_points is not SRMethod.query_points else ()
 
     def upsample(self, lr: torch.Tensor, out_size: Sequence[int], **kwargs) -> torch.Tensor:
         check_input(lr, out_size)
@@ -51,12 +55,12 @@ class SRMethod(nn.Module):
     def _upsample(self, lr: torch.Tensor, out_size: tuple[int, int], **kwargs) -> torch.Tensor:
         raise NotImplementedError
 
-    def query(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+    def query_points(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """RGB at HR coordinates, NOT clamped (training needs the gradients outside [0, 1]).
 
         lr (N, 3, h, w) in [0, 1]; coord (N, *S, 2): pixel centres of the HR frame in [-1, 1], ordered
         (row, col), as LIIF's make_coord; cell (N, *S, 2): one HR pixel in the same units, (2/H, 2/W).
-        S = (Q,) for points or (H', W') for a window of the HR frame. Returns (N, *S, 3) in [0, 1] units.
+        S = (Q,) in "points" mode, (h', w') in "grid" mode. Returns (N, *S, 3) in [0, 1] units.
         """
         raise EqbenchError(f"method {self.method_name!r} cannot be queried at coordinates (no query_modes)")
 

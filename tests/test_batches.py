@@ -138,11 +138,24 @@ def test_augmentation_moves_lr_with_its_target():
         assert (lr - s["lr"]).abs().max() <= 1 / 255 + 1e-7
 
 
+@pytest.mark.parametrize("n", [1, 48, 97, 191, 192])
+def test_coordinates_are_the_official_make_coord_bit_for_bit(n):
+    # liif:utils.py make_coord: r = (v1 - v0) / (2 n); seq = v0 + r + (2 r) * arange(n).float()
+    v0, v1 = -1, 1
+    r = (v1 - v0) / (2 * n)
+    seq = v0 + r + (2 * r) * torch.arange(n).float()
+    assert torch.equal(batches.make_coord(n, 5)[:, 0, 0], seq)
+    idx = np.random.default_rng(n).permutation(n * n)[:50]
+    assert torch.equal(batches.coord_of(idx, n, n), batches.make_coord(n, n).reshape(-1, 2)[idx])
+
+
 def test_flip_order_matches_liif():
-    x = torch.arange(6.0).reshape(1, 2, 3)
-    assert torch.equal(batches.apply_flips(x, (True, False, False)), x.flip(-2))
-    assert torch.equal(batches.apply_flips(x, (False, True, True)), x.flip(-1).transpose(-2, -1))
-    assert torch.equal(batches.apply_flips(x, (True, True, True)), x.flip(-2).flip(-1).transpose(-2, -1))
+    # LIIF's wrapper on (C, H, W) tensors: flip(-2), then flip(-1), then transpose(-2, -1).
+    x = torch.arange(24.0).reshape(3, 2, 4)
+    hwc = x.permute(1, 2, 0).numpy()
+    for flips, ref in [((True, False, False), x.flip(-2)), ((False, True, True), x.flip(-1).transpose(-2, -1)),
+                       ((True, True, True), x.flip(-2).flip(-1).transpose(-2, -1))]:
+        assert torch.equal(batches.to_float(batches.apply_flips(hwc, flips).transpose(2, 0, 1) * 255), ref)
 
 
 def test_named_resizes():

@@ -13,11 +13,11 @@ import subprocess
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_toy import recipe_file, toy, toy_data_root  # noqa: F401  (fixtures)
 
 from eqbench.errors import EqbenchError
 from eqbench.train import TrainConfig, train
 from eqbench.train import checkpoints as ck
+from tests.train_toy import recipe_file, toy, toy_data_root  # noqa: F401  (fixtures)
 
 
 def cfg(toy, out="run", kind="liif", iters=6, recipe=None, **kw) -> TrainConfig:  # noqa: F811
@@ -82,13 +82,12 @@ def test_two_phases_start_from_ema_and_resume_at_the_boundary(toy):  # noqa: F81
 
 
 def test_dense_fallback_supervises_the_same_pixels_as_query(toy):  # noqa: F811
-    from train_toy import Toy, recipe_dict
-
     from eqbench.data.batches import collate
     from eqbench.data.io import load_image
     from eqbench.train.data import KeyedSamples
     from eqbench.train.recipes import recipe_from_dict
     from eqbench.train.step import predict
+    from tests.train_toy import Toy, recipe_dict
 
     imgs = [load_image(p) for p in sorted((toy.root / "toy").glob("*.png"))]
     torch.manual_seed(0)

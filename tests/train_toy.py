@@ -22,7 +22,7 @@ class Toy(SRMethod):
 
     def __init__(self, feats: int = 8, points: bool = True, dropout: float = 0.0) -> None:
         super().__init__()
-        self.query_modes = ("points",) if points else ()
+        self.points = points
         self.enc = nn.Sequential(nn.Conv2d(3, feats, 3, padding=1), nn.ReLU(),
                                  nn.Conv2d(feats, feats, 3, padding=1), nn.Dropout(dropout))
         self.head = nn.Linear(feats + 2, 3)
@@ -37,9 +37,13 @@ class Toy(SRMethod):
         rel_cell = cell.reshape(n, -1, 2) * torch.tensor(lr.shape[-2:], dtype=lr.dtype, device=lr.device)
         return (self.head(torch.cat([f, rel_cell], -1)) + rgb).reshape(n, *shape, 3)
 
-    def query(self, lr, coord, cell):
-        if not self.query_modes:
-            return super().query(lr, coord, cell)
+    @property
+    def query_modes(self):
+        return ("points",) if self.points else ()
+
+    def query_points(self, lr, coord, cell):
+        if not self.points:
+            return super().query_points(lr, coord, cell)
         return self._answer(lr, coord, cell)
 
     def _upsample(self, lr, out_size):

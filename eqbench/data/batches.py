@@ -50,39 +50,51 @@ def resize_uint8(img: np.ndarray, hw: tuple[int, int], how: str) -> np.ndarray:
     raise ValueError(f"unknown resize {how!r}; known: {', '.join(RESIZES)}")
 
 
-def _centres(k: torch.Tensor, n: int) -> torch.Tensor:
-    return -1 + (2 * k.to(torch.float32) + 1) / n
+def coord_seq(n: int) -> torch.Tensor:
+    """Pixel-centre coordinates -1 + (2k + 1) / n, k < n, float32.
+
+    Evaluated as LIIF's make_coord does (r = 1/n; (-1 + r) + (2r) * arange), so training coordinates
+    are bit-identical to the official ones (another float32 order differs by an ulp for most n).
+    """
+    r = 1.0 / n
+    return (-1 + r) + (2 * r) * torch.arange(n).float()
 
 
 def make_coord(h: int, w: int) -> torch.Tensor:
-    """(h, w, 2) pixel-centre coordinates in [-1, 1], (row, col): -1 + (2k + 1) / n."""
-    ys, xs = _centres(torch.arange(h), h), _centres(torch.arange(w), w)
-    return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1)
+    """(h, w, 2) pixel-centre coordinates in [-1, 1], (row, col)."""
+    return torch.stack(torch.meshgrid(coord_seq(h), coord_seq(w), indexing="ij"), dim=-1)
 
 
-def coord_of(index: torch.Tensor, h: int, w: int) -> torch.Tensor:
+def coord_of(index: np.ndarray, h: int, w: int) -> torch.Tensor:
     """make_coord(h, w).reshape(-1, 2)[index], without building the whole grid."""
-    return torch.stack([_centres(index // w, h), _centres(index % w, w)], dim=-1)
+    index = torch.as_tensor(np.asarray(index))
+    return torch.stack([coord_seq(h)[index // w], coord_seq(w)[index % w]], dim=-1)
+
+
+def to_float(a: np.ndarray) -> torch.Tensor:
+    """8-bit array -> float32 tensor in [0, 1], same layout."""
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32) / np.float32(255))
 
 
 def to_chw(img: np.ndarray) -> torch.Tensor:
     """8-bit (H, W, 3) -> float32 (3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).to(torch.float32) / 255.0
+    return to_float(img.transpose(2, 0, 1))
 
 
 def draw_flips(rng: np.random.Generator) -> tuple[bool, bool, bool]:
     return bool(rng.random() < 0.5), bool(rng.random() < 0.5), bool(rng.random() < 0.5)
 
 
-def apply_flips(x: torch.Tensor, flips: tuple[bool, bool, bool]) -> torch.Tensor:
+def apply_flips(x: np.ndarray, flips: tuple[bool, bool, bool]) -> np.ndarray:
+    """Flip rows, flip columns, transpose (in that order) an (H, W, ...) array; returns a view."""
     rows, cols, transpose = flips
     if rows:
-        x = x.flip(-2)
+        x = x[::-1]
     if cols:
-        x = x.flip(-1)
+        x = x[:, ::-1]
     if transpose:
-        x = x.transpose(-2, -1)
-    return x.contiguous()
+        x = x.swapaxes(0, 1)
+    return x
 
 
 def crop_size(lr_size: int, s: float) -> int:
@@ -100,11 +112,11 @@ def random_crop(img: np.ndarray, hw: tuple[int, int], rng: np.random.Generator) 
 
 
 def _scaled_crop(img, rng, lr_size, scale_range, resize, augment):
+    """(lr, hr crop) as 8-bit (h, w, 3) arrays, augmented alike, and the crop size."""
     s = float(rng.uniform(scale_range[0], scale_range[1]))
     w_hr = crop_size(lr_size, s)
-    crop = random_crop(img, (w_hr, w_hr), rng)
-    lr = to_chw(resize_uint8(crop, (lr_size, lr_size), resize))
-    hr = to_chw(crop)
+    hr = random_crop(img, (w_hr, w_hr), rng)
+    lr = resize_uint8(hr, (lr_size, lr_size), resize)
     if augment:
         flips = draw_flips(rng)
         lr, hr = apply_flips(lr, flips), apply_flips(hr, flips)
@@ -121,10 +133,11 @@ def eqsr_sample(img: np.ndarray, rng: np.random.Generator, *, lr_size: int = 48,
                          f"start at >= {window / lr_size}")
     oy = int(rng.integers(0, w_hr - window + 1))
     ox = int(rng.integers(0, w_hr - window + 1))
-    coord = make_coord(w_hr, w_hr)[oy:oy + window, ox:ox + window].contiguous()
+    seq = coord_seq(w_hr)
+    coord = torch.stack(torch.meshgrid(seq[oy:oy + window], seq[ox:ox + window], indexing="ij"), dim=-1)
     return {
-        "lr": lr,
-        "gt": hr[:, oy:oy + window, ox:ox + window].contiguous(),
+        "lr": to_chw(lr),
+        "gt": to_chw(hr[oy:oy + window, ox:ox + window]),
         "coord": coord,
         "cell": torch.full_like(coord, 2.0 / w_hr),
         "hr_size": torch.tensor([w_hr, w_hr]),
@@ -140,14 +153,14 @@ def liif_sample(img: np.ndarray, rng: np.random.Generator, *, lr_size: int = 48,
     n = w_hr * w_hr
     if n < sample_q:
         raise ValueError(f"crop {w_hr}x{w_hr} has fewer than sample_q={sample_q} pixels")
-    index = torch.from_numpy(rng.choice(n, sample_q, replace=False).astype(np.int64))
+    index = rng.choice(n, sample_q, replace=False).astype(np.int64)
     coord = coord_of(index, w_hr, w_hr)
     return {
-        "lr": lr,
-        "gt": hr.reshape(3, n).t()[index].contiguous(),
+        "lr": to_chw(lr),
+        "gt": to_float(np.ascontiguousarray(hr).reshape(n, 3)[index]),
         "coord": coord,
         "cell": torch.full_like(coord, 2.0 / w_hr),
-        "index": index,
+        "index": torch.from_numpy(index),
         "hr_size": torch.tensor([w_hr, w_hr]),
     }
 
@@ -161,14 +174,13 @@ def pairs_sample(img: np.ndarray, rng: np.random.Generator, scale: tuple[float, 
                  augment: bool = True) -> dict[str, torch.Tensor]:
     """lr (3, 50, 50); gt (3, round(50 sh), round(50 sw)); hr_size (2,)."""
     H, W = pairs_hr_size(scale, lr_patch)
-    crop = random_crop(img, (H, W), rng)
-    lr = to_chw(resize_uint8(crop, (lr_patch, lr_patch), resize))
-    hr = to_chw(crop)
+    hr = random_crop(img, (H, W), rng)
+    lr = resize_uint8(hr, (lr_patch, lr_patch), resize)
     if augment:
         rows, cols, transpose = draw_flips(rng)
         flips = (rows, cols, transpose and H == W)
         lr, hr = apply_flips(lr, flips), apply_flips(hr, flips)
-    return {"lr": lr, "gt": hr, "hr_size": torch.tensor([H, W])}
+    return {"lr": to_chw(lr), "gt": to_chw(hr), "hr_size": torch.tensor([H, W])}
 
 
 def largest_crop(kind: str, *, lr_size: int, scale_max: float = 4.0,

@@ -1,10 +1,10 @@
 """One training forward through the method contract, and the EMA of the weights.
 
 How a method is supervised on each kind of batch (data/batches.py):
-  * `liif` (2304 HR pixels): `method.query(lr, coord, cell)` if "points" in `query_modes`; otherwise the
-    method upsamples each sample's whole crop densely and the sampled pixels are picked from it.
-  * `eqsr` (a 48 x 48 window of the crop): `query` on the window's coordinates if the method has any
-    query mode; otherwise a dense upsample of the whole crop, cut to the window.
+  * `liif` (2304 HR pixels): `method.query_points(lr, coord, cell)` if "points" in `query_modes`;
+    otherwise the method upsamples each sample's whole crop densely and the sampled pixels are picked.
+  * `eqsr` (a 48 x 48 window of the crop): `query_points` on the window's coordinates ("grid": as a
+    (N, 48, 48, 2) window; "points": flattened); otherwise a dense upsample of the crop, cut to the window.
   * `pairs` (one scale per batch, full HR patch): a dense upsample of the batch.
 Dense outputs come from `_upsample`, the contract's unclamped core: `upsample` clamps to [0, 1], which
 would zero the gradient of every pixel outside that range.
@@ -18,6 +18,7 @@ DDP synchronises its gradients too.
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from torch import nn
@@ -37,16 +38,19 @@ def predict(method, batch: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
     lr, modes = batch["lr"], tuple(getattr(method, "query_modes", ()))
     if kind == "liif":
         if "points" in modes:
-            return method.query(lr, batch["coord"], batch["cell"])
+            return method.query_points(lr, batch["coord"], batch["cell"])
         preds = []
         for i in range(lr.shape[0]):
             full = _dense(method, lr[i:i + 1], batch["hr_size"][i].tolist())  # (1, 3, H, W)
             preds.append(full.flatten(2)[0].t()[batch["index"][i]])
         return torch.stack(preds)
     if kind == "eqsr":
-        if modes:
-            return method.query(lr, batch["coord"], batch["cell"]).permute(0, 3, 1, 2)
-        h, w = batch["gt"].shape[-2:]
+        n, (h, w) = lr.shape[0], batch["gt"].shape[-2:]
+        if "grid" in modes:
+            return method.query_points(lr, batch["coord"], batch["cell"]).permute(0, 3, 1, 2)
+        if "points" in modes:
+            pred = method.query_points(lr, batch["coord"].view(n, h * w, 2), batch["cell"].view(n, h * w, 2))
+            return pred.view(n, h, w, 3).permute(0, 3, 1, 2)
         preds = []
         for i in range(lr.shape[0]):
             oy, ox = batch["offset"][i].tolist()
@@ -79,6 +83,23 @@ class TrainForward(nn.Module):
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], recipe,
+               lr: float) -> float:
+    """One optimisation step of `model` (a TrainForward, maybe DDP-wrapped); returns the loss."""
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    pred, extra = model(batch)
+    loss = (pred - batch["gt"]).abs().mean() * recipe.loss_weight
+    if extra is not None:
+        loss = loss + recipe.knowledge_transfer * extra
+    value = loss.item()
+    if math.isfinite(value):
+        loss.backward()
+        optimizer.step()
+    return value
 
 
 class EMA:

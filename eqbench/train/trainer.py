@@ -13,6 +13,7 @@ on CPU, as one that never stopped.
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
@@ -27,10 +28,10 @@ from ..run.provenance import git_state, now_iso
 from . import checkpoints as ck
 from . import distributed as dist
 from .config import TrainConfig, build_recipe, resolve
-from .data import BatchPlan, load_train_images, make_loader, min_image_size
+from .data import BatchPlan, load_train_images, make_loader, min_image_size, single_threaded
 from .logs import TrainLog
 from .recipes import Recipe
-from .step import EMA, TrainForward, to_device
+from .step import EMA, TrainForward, to_device, train_step
 from .validate import Validator
 
 FINAL = "final.safetensors"
@@ -177,25 +178,17 @@ def _train(cfg: TrainConfig, world) -> Path:
                              global_batch=recipe.batch_size, rank=world.rank, world=world.size,
                              n_images=len(images[key].images), scales=scales)
             loss_sum, n_loss = 0.0, 0
-            for batch in make_loader(images[key].images, recipe.sampler, plan, cfg.workers):
+            loader = make_loader(images[key].images, recipe.sampler, plan, cfg.workers)
+            for batch in (loader if cfg.workers else single_threaded(loader)):
                 lr_now = phase.lr_at(step - p_start)
-                for g in optimizer.param_groups:
-                    g["lr"] = lr_now
-                batch = to_device(batch, world.device)
-                optimizer.zero_grad(set_to_none=True)
-                pred, extra = model(batch)
-                loss = (pred - batch["gt"]).abs().mean() * recipe.loss_weight
-                if extra is not None:
-                    loss = loss + recipe.knowledge_transfer * extra
-                if not torch.isfinite(loss):
-                    raise EqbenchError(f"the loss became {loss.item()} at iteration {step + 1}; lower the "
+                loss = train_step(model, optimizer, to_device(batch, world.device), recipe, lr_now)
+                if not math.isfinite(loss):
+                    raise EqbenchError(f"the loss became {loss} at iteration {step + 1}; lower the "
                                        "learning rate (the last checkpoint is intact)")
-                loss.backward()
-                optimizer.step()
                 if ema is not None:
                     ema.update(method)
                 step += 1
-                loss_sum, n_loss = loss_sum + loss.item(), n_loss + 1
+                loss_sum, n_loss = loss_sum + loss, n_loss + 1
                 at_log = step % cfg.log_every == 0 or step == p_end
                 mean_loss = dist.mean(world, loss_sum / n_loss) if at_log else None
                 if at_log:
