@@ -48,6 +48,20 @@ def test_same_seed_same_weights_bit_for_bit(toy):  # noqa: F811
     assert not same(a, c)
 
 
+def test_dataloader_workers_do_not_change_the_weights(toy):  # noqa: F811
+    a = load_file(str(train(cfg(toy, "a", kind="pairs"))))
+    b = load_file(str(train(cfg(toy, "b", kind="pairs", workers=2))))
+    assert same(a, b)
+
+
+def test_resume_another_folder_into_a_new_out(toy):  # noqa: F811
+    full = load_file(str(train(cfg(toy, "full"))))
+    crashed = crash_copy(toy, "full", "crashed", 2)
+    new = toy.tmp / "new"
+    assert same(full, load_file(str(train(TrainConfig(out=new, resume=crashed, progress=False)))))
+    assert [d.name for d in ck.list_checkpoints(new / "checkpoints")][-1] == "00000006"
+
+
 @pytest.mark.parametrize("kind,points", [("liif", True), ("eqsr", False), ("pairs", True)])
 def test_resume_after_a_crash_is_bit_identical(toy, kind, points):  # noqa: F811
     opts = (("dropout", 0.2), ("points", points))  # dropout: the RNG state must be restored too
@@ -131,13 +145,34 @@ def test_validation_and_logs(toy):  # noqa: F811
     assert [r.split(",")[0] for r in log[1:]] == ["2", "4", "6"]
 
 
-def test_knowledge_transfer_hook(toy):  # noqa: F811
-    base = load_file(str(train(cfg(toy, "a", options=(("transfer", True),)))))
+def test_knowledge_transfer(toy, monkeypatch):  # noqa: F811
+    from eqbench.train import transfer
+    from tests.train_toy import ToyTransfer
+
+    torch.manual_seed(1)
+    teacher_file = toy.tmp / "teacher.pt"
+    torch.save(ToyTransfer().state_dict(), teacher_file)
     opts, rec = (("transfer", True),), {"knowledge_transfer": 1.0}
-    kt = load_file(str(train(cfg(toy, "b", options=opts, recipe=rec))))
+    teachers = ((2, str(teacher_file)),)
+    base = load_file(str(train(cfg(toy, "a", kind="pairs", options=opts))))
+    # The transfer term is taken on the x2 batches only (the teacher's scale), and it changes the weights.
+    seen = []
+    real = transfer.transfer_l1
+    monkeypatch.setattr("eqbench.train.step.transfer_l1", lambda s, t: seen.append(1) or real(s, t))
+    kt = load_file(str(train(cfg(toy, "b", kind="pairs", options=opts, recipe=rec, teachers=teachers))))
     assert not same(base, kt)
-    with pytest.raises(EqbenchError, match="no transfer_loss"):
-        train(cfg(toy, "c", recipe={"knowledge_transfer": 1.0}))
+    from eqbench.train.data import batch_scale
+
+    n_x2 = sum(batch_scale(0, s, ((1.5, 1.5), (2.0, 2.0), (2.5, 2.5), (1.5, 3.0))) == (2.0, 2.0) for s in range(6))
+    assert len(seen) == n_x2 > 0
+    meta = json.loads((toy.tmp / "b" / "checkpoints" / "00000006" / "meta.json").read_text())
+    assert meta["teachers"] == {"2": str(teacher_file)}
+    with pytest.raises(EqbenchError, match="has no forward_with_features / make_teacher"):
+        train(cfg(toy, "c", kind="pairs", recipe=rec, teachers=teachers))
+    with pytest.raises(EqbenchError, match="needs the fixed-scale teachers: --teacher"):
+        train(cfg(toy, "d", kind="pairs", options=opts, recipe=rec))
+    with pytest.raises(EqbenchError, match="--teacher is only used by recipes with knowledge_transfer"):
+        train(cfg(toy, "e", kind="pairs", options=opts, teachers=teachers))
 
 
 # ---- bad input ----

@@ -53,11 +53,30 @@ class Toy(SRMethod):
         return self._answer(lr, coord, cell).permute(0, 3, 1, 2)
 
 
-class ToyTransfer(Toy):
-    """With a stand-in for ArbSR's knowledge-transfer hook: an L1 pull of the features towards 0."""
+class ToyTeacher(nn.Module):
+    def __init__(self, student: Toy) -> None:
+        super().__init__()
+        import copy
 
-    def transfer_loss(self, lr, out_size):
-        return self.enc(lr).abs().mean()
+        self.enc = copy.deepcopy(student.enc)
+
+    def features(self, lr):
+        return [self.enc[0](lr), self.enc(lr)]
+
+    def load_official_backbone(self, path):
+        sd = torch.load(path, weights_only=True)
+        self.enc.load_state_dict({k[4:]: v for k, v in sd.items() if k.startswith("enc.")})
+        return self
+
+
+class ToyTransfer(Toy):
+    """With ArbSR's knowledge-transfer hooks (forward_with_features, make_teacher)."""
+
+    def forward_with_features(self, lr, out_size):
+        return self._upsample(lr, out_size), [self.enc[0](lr), self.enc(lr)]
+
+    def make_teacher(self):
+        return ToyTeacher(self)
 
 
 def make_toy(*, size: str = "tiny", feats: int = 8, points: bool = True, dropout: float = 0.0,

@@ -48,6 +48,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="PATH",
                    help="continue the run in --out, or the run/checkpoint folder PATH")
     p.add_argument("--init", metavar="WEIGHTS", help="initial weights (safetensors or the official format)")
+    p.add_argument("--init-backbone", metavar="WEIGHTS",
+                   help="start from a fixed-scale network's backbone (ArbSR: RCAN_BIX4.pt)")
+    p.add_argument("--teacher", nargs="+", metavar="S=PATH",
+                   help="knowledge-transfer teachers per integer scale (recipes with knowledge_transfer)")
     p.add_argument("--out", required=False, help="output folder")
     p.add_argument("--val-data", metavar="NAME", help="validation set for PSNR-Y (e.g. Set5)")
     p.add_argument("--val-scales", nargs="+", default=["4"], help="validation scales (default 4)")
@@ -77,6 +81,18 @@ def _options(items: list[str] | None) -> tuple[tuple[str, object], ...] | None:
     return tuple(out)
 
 
+def _teachers(items: list[str] | None) -> tuple[tuple[int, str], ...] | None:
+    if items is None:
+        return None
+    out = []
+    for it in items:
+        k, _, v = it.partition("=")
+        if not v or not k.strip().isdigit():
+            raise EqbenchError(f"--teacher takes SCALE=PATH with an integer scale, got {it!r}")
+        out.append((int(k), v))
+    return tuple(out)
+
+
 def run(a: argparse.Namespace) -> int:
     from ..train import TrainConfig, train
     from ..train.recipes import get_recipe, recipe_names
@@ -101,7 +117,8 @@ def run(a: argparse.Namespace) -> int:
         out=Path(a.out), method=a.method, size=a.size, options=_options(a.option), recipe=a.recipe,
         sampler=a.sampler, resize=a.resize, train_data=tuple(a.train_data), data_root=a.data_root,
         iters=a.iters, batch_size=a.batch_size, seed=a.seed, save_every=a.save_every, keep=a.keep,
-        resume=a.resume, init=a.init, val_data=a.val_data, val_scales=tuple(a.val_scales),
+        resume=a.resume, init=a.init, init_backbone=a.init_backbone, teachers=_teachers(a.teacher),
+        val_data=a.val_data, val_scales=tuple(a.val_scales),
         val_every=a.val_every, val_protocol=a.val_protocol, val_limit=a.val_limit, workers=a.workers,
         device=a.device, progress=not a.no_progress, log_every=a.log_every,
     )

@@ -28,7 +28,7 @@ FORMAT = 1
 SUBDIR = "checkpoints"
 TMP_PREFIX = ".tmp-"
 # Fields that must agree for a run to continue another one.
-IDENTITY = ("method", "size", "options", "recipe", "seed")
+IDENTITY = ("method", "size", "options", "recipe", "seed", "teachers")
 
 
 def ckpt_root(out: Path) -> Path:
@@ -179,7 +179,7 @@ def _short(s: str) -> str:
 def check_compatible(meta: dict, expected: dict, where: Path) -> None:
     """One error naming the first field where the checkpoint's run differs from the requested one."""
     for k in IDENTITY:
-        if meta.get(k) != expected.get(k):
+        if meta.get(k, {} if k == "teachers" else None) != expected.get(k):
             a, b = (_short(json.dumps(v, sort_keys=True)) for v in (meta.get(k), expected.get(k)))
             raise EqbenchError(f"cannot resume from {where}: it is a run with {k} {a}, but this run has "
                                f"{k} {b}; resume with the same settings or start a new --out")

@@ -35,6 +35,8 @@ class TrainConfig:
     keep: int = 2
     resume: bool | str = False  # True: the run in `out`; a path: that run or checkpoint folder
     init: str | None = None  # initial weights (eqbench safetensors or the method's official format)
+    init_backbone: str | None = None  # a fixed-scale network's backbone (methods with load_fixed_scale_backbone)
+    teachers: tuple[tuple[int, str], ...] | None = None  # knowledge transfer: (scale, checkpoint) pairs
     val_data: str | None = None
     val_scales: tuple[str, ...] = ("4",)
     val_every: int | None = None  # default: save_every
@@ -56,10 +58,11 @@ class Resolved:
     recipe_arg: str | None
     checkpoint: Path | None
     meta: dict | None
+    teachers: dict
 
     def identity(self, recipe: Recipe) -> dict:
         return {"method": self.method, "size": self.size, "options": self.options,
-                "recipe": json_normal(recipe.to_dict()), "seed": self.seed}
+                "recipe": json_normal(recipe.to_dict()), "seed": self.seed, "teachers": self.teachers}
 
 
 def json_normal(obj):
@@ -84,6 +87,8 @@ def resolve(cfg: TrainConfig) -> Resolved:
         options=json_normal(options),
         seed=cfg.seed if cfg.seed is not None else m.get("seed", DEFAULT_SEED),
         recipe_arg=cfg.recipe, checkpoint=ckpt, meta=meta,
+        teachers=({str(int(s)): str(p) for s, p in cfg.teachers} if cfg.teachers is not None
+                  else m.get("teachers", {})),
     )
 
 

@@ -9,10 +9,8 @@ How a method is supervised on each kind of batch (data/batches.py):
 Dense outputs come from `_upsample`, the contract's unclamped core: `upsample` clamps to [0, 1], which
 would zero the gradient of every pixel outside that range.
 
-Methods with scale-aware knowledge transfer (ArbSR, recipe field `knowledge_transfer`) implement
-`transfer_loss(lr, out_size) -> scalar tensor`: the feature L1 against their fixed-scale teacher
-(zero for scales the teacher does not cover). It is called on the same batch inside the forward, so
-DDP synchronises its gradients too.
+Scale-aware knowledge transfer (ArbSR, recipe field `knowledge_transfer`, transfer.py) runs inside
+the same forward on `pairs` batches, so DDP synchronises its gradients too.
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ from torch import nn
 
 from ..errors import EqbenchError
 from ..method import check_input
+from .transfer import batch_scale, transfer_l1
 
 
 def _dense(method, lr: torch.Tensor, size) -> torch.Tensor:
@@ -65,20 +64,25 @@ def predict(method, batch: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
 class TrainForward(nn.Module):
     """What DDP wraps: batch -> (prediction, extra loss). Holds the method as `method`."""
 
-    def __init__(self, method: nn.Module, kind: str, transfer: bool = False) -> None:
+    def __init__(self, method: nn.Module, kind: str, teachers: dict[int, nn.Module] | None = None) -> None:
         super().__init__()
-        self.method, self.kind, self.transfer = method, kind, transfer
-        if transfer and not callable(getattr(method, "transfer_loss", None)):
-            raise EqbenchError(f"the recipe asks for knowledge transfer, but method {method.method_name!r} "
-                               "has no transfer_loss(lr, out_size); use a recipe without knowledge_transfer")
+        self.method, self.kind = method, kind
+        if teachers and kind != "pairs":
+            raise EqbenchError(f"knowledge transfer needs the pairs sampler (one scale per batch), not {kind!r}")
+        # A plain dict, not submodules: frozen teachers are neither trained, synchronised nor checkpointed.
+        self.teachers = dict(teachers or {})
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        pred = predict(self.method, batch, self.kind)
-        extra = None
-        if self.transfer:
-            out_size = tuple(int(v) for v in batch["hr_size"][0].tolist())
-            extra = self.method.transfer_loss(batch["lr"], out_size)
-        return pred, extra
+        if not self.teachers:
+            return predict(self.method, batch, self.kind), None
+        lr = batch["lr"]
+        out_size = tuple(int(v) for v in batch["hr_size"][0].tolist())
+        check_input(lr, out_size)
+        pred, feats = self.method.forward_with_features(lr, out_size)
+        s = batch_scale(lr, out_size)
+        if s not in self.teachers:
+            return pred, None  # the scale is the batch's, so every rank takes the same branch
+        return pred, transfer_l1(feats, self.teachers[s].features(lr))
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

@@ -32,6 +32,7 @@ from .data import BatchPlan, load_train_images, make_loader, min_image_size, sin
 from .logs import TrainLog
 from .recipes import Recipe
 from .step import EMA, TrainForward, to_device, train_step
+from .transfer import make_teachers
 from .validate import Validator
 
 FINAL = "final.safetensors"
@@ -52,6 +53,16 @@ def _prepare_out(out: Path, resuming: bool) -> None:
         raise EqbenchError(f"{out} already holds a training run ({last}); pass --resume to continue it or "
                            "choose another --out")
     ck.remove_partial(out)
+
+
+def _initialise(method, cfg: TrainConfig) -> None:
+    if cfg.init:
+        load_weights(method, cfg.init)
+    if cfg.init_backbone:
+        if not callable(getattr(method, "load_fixed_scale_backbone", None)):
+            raise EqbenchError(f"method {method.method_name!r} cannot start from a fixed-scale backbone "
+                               "(no load_fixed_scale_backbone); use --init with its own weights")
+        method.load_fixed_scale_backbone(cfg.init_backbone)
 
 
 def _rng_state() -> dict:
@@ -80,7 +91,8 @@ def _seed_all(seed: int) -> None:
 def _meta(res, recipe: Recipe, data: dict, world, cfg: TrainConfig) -> dict:
     return {**res.identity(recipe), "sampler": recipe.sampler.kind, "resize": recipe.sampler.resize,
             "batch_size": recipe.batch_size, "total_iters": recipe.total_iters, "data": data,
-            "world_size": world.size, "device": str(world.device), "init": cfg.init, "git": git_state(),
+            "world_size": world.size, "device": str(world.device), "init": cfg.init,
+            "init_backbone": cfg.init_backbone, "git": git_state(),
             "eqbench_version": __version__, "torch": torch.__version__, "saved": now_iso(), **cfg.extra}
 
 
@@ -111,8 +123,8 @@ def _train(cfg: TrainConfig, world) -> Path:
     recipe = build_recipe(cfg, res, tuple(getattr(method, "query_modes", ())))
     if res.meta is not None:
         ck.check_compatible(res.meta, res.identity(recipe), res.checkpoint)
-    elif cfg.init:
-        load_weights(method, cfg.init)
+    else:
+        _initialise(method, cfg)
     if not any(p.requires_grad for p in method.parameters()):
         raise EqbenchError(f"method {res.method!r} has no trainable parameters: nothing to train")
     # The same global batch for any number of processes; ranks differ only in their dropout streams.
@@ -145,7 +157,11 @@ def _train(cfg: TrainConfig, world) -> Path:
         _set_rng_state(rngs[world.rank] if world.rank < len(rngs) else rngs[0])
         step = int(state["step"])
 
-    model = dist.wrap(TrainForward(method, recipe.sampler.kind, recipe.knowledge_transfer > 0), world)
+    if res.teachers and not recipe.knowledge_transfer:
+        raise EqbenchError("--teacher is only used by recipes with knowledge_transfer (e.g. arbsr paper-kt)")
+    teachers = (make_teachers(method, {int(s): p for s, p in res.teachers.items()}, world.device)
+                if recipe.knowledge_transfer else None)
+    model = dist.wrap(TrainForward(method, recipe.sampler.kind, teachers), world)
     validator = Validator.create(cfg) if world.main and cfg.val_data else None
     log = TrainLog(out, total=recipe.total_iters, start=step, resumed=res.checkpoint is not None,
                    progress=cfg.progress and world.main) if world.main else None
