@@ -3,7 +3,7 @@ the method's `cpu` recipe (its own batch builder, default batch), on 16 BSD68 im
 
 Against the official code: LIIF with the EDSR-baseline encoder at paper widths, batch 16, 2304 queries
 (`test_bench_liif_paper_step`, slow) was timed beside yinboc/liif's train_liif.py loop on the same
-images outside the repository; the ratio is in the training notes of the README.
+images outside the repository; the ratio is in eqbench/train/README.md ("Speed").
 Run the timings with:  pytest tests/benchmarks/test_bench_train.py --benchmark-enable
 """
 
