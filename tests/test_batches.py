@@ -16,6 +16,16 @@ from eqbench.data import batches
 from eqbench.data.resize import imresize
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # The builders run single-threaded in the trainer (train.data.single_threaded); tiny tensor ops with
+    # intra-op threads on a loaded machine only add waiting.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def position_image(h: int = 240, w: int = 250) -> np.ndarray:
     y, x = np.mgrid[0:h, 0:w]
     return np.stack([y, x, (3 * y + 5 * x) % 256], axis=-1).astype(np.uint8)

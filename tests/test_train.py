@@ -239,6 +239,22 @@ def test_disk_full_keeps_the_last_good_checkpoint(toy, monkeypatch):  # noqa: F8
     assert same(full, load_file(str(train(TrainConfig(out=toy.tmp / "dies", resume=True, progress=False)))))
 
 
+def test_diverging_loss_stops_with_a_clear_error(toy, monkeypatch):  # noqa: F811
+    from eqbench.train import trainer
+
+    calls = []
+    real = trainer.train_step
+
+    def step(*a, **kw):
+        calls.append(1)
+        return float("nan") if len(calls) == 3 else real(*a, **kw)
+
+    monkeypatch.setattr(trainer, "train_step", step)
+    with pytest.raises(EqbenchError, match="the loss became nan at iteration 3; lower the learning rate"):
+        train(cfg(toy, "nan"))
+    assert [d.name for d in ck.list_checkpoints(toy.tmp / "nan" / "checkpoints")] == ["00000002"]
+
+
 def test_parameter_free_method_and_unknown_recipe(toy):  # noqa: F811
     with pytest.raises(EqbenchError, match="no trainable parameters"):
         train(TrainConfig(out=toy.tmp / "b", method="bicubic", train_data=("toy",), progress=False))

@@ -16,7 +16,6 @@ the same forward on `pairs` batches, so DDP synchronises its gradients too.
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import nn
@@ -99,11 +98,11 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[s
     loss = (pred - batch["gt"]).abs().mean() * recipe.loss_weight
     if extra is not None:
         loss = loss + recipe.knowledge_transfer * extra
-    value = loss.item()
-    if math.isfinite(value):
-        loss.backward()
-        optimizer.step()
-    return value
+    # Always step, even on a non-finite loss: under DDP every rank must join the gradient all-reduce;
+    # the trainer stops all ranks together when the (all-reduced) loss is not finite.
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
 class EMA:

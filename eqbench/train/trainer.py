@@ -197,7 +197,9 @@ def _train(cfg: TrainConfig, world) -> Path:
             loader = make_loader(images[key].images, recipe.sampler, plan, cfg.workers)
             for batch in (loader if cfg.workers else single_threaded(loader)):
                 lr_now = phase.lr_at(step - p_start)
-                loss = train_step(model, optimizer, to_device(batch, world.device), recipe, lr_now)
+                # the global batch's loss (the mean over ranks), so that all ranks stop together
+                loss = dist.mean(world, train_step(model, optimizer, to_device(batch, world.device), recipe,
+                                                   lr_now))
                 if not math.isfinite(loss):
                     raise EqbenchError(f"the loss became {loss} at iteration {step + 1}; lower the "
                                        "learning rate (the last checkpoint is intact)")
@@ -206,7 +208,7 @@ def _train(cfg: TrainConfig, world) -> Path:
                 step += 1
                 loss_sum, n_loss = loss_sum + loss, n_loss + 1
                 at_log = step % cfg.log_every == 0 or step == p_end
-                mean_loss = dist.mean(world, loss_sum / n_loss) if at_log else None
+                mean_loss = loss_sum / n_loss if at_log else None
                 if at_log:
                     loss_sum, n_loss = 0.0, 0
                 if log is not None:
