@@ -126,5 +126,5 @@ def _pil_bicubic(img: np.ndarray, hw: tuple[int, int]) -> torch.Tensor:
     # What LIIF/LTE/EQSR's torchvision Resize(BICUBIC) does on an 8-bit image: PIL's antialiased
     # bicubic (a = -0.5) with its own 8-bit rounding.
     out = np.asarray(Image.fromarray(img).resize((hw[1], hw[0]), Image.BICUBIC))
-    t = torch.from_numpy(np.ascontiguousarray(out)).to(torch.float64) / 255.0
+    t = torch.from_numpy(np.array(out, dtype=np.float64)) / 255.0
     return t.permute(2, 0, 1) if t.dim() == 3 else t.unsqueeze(0)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import torch
 
-# MATLAB rgb2ycbcr (uint8 path) scales the coefficient row by 1/255 first, then imlincomb sums
-# in double and casts to uint8; we keep that order of operations.
 _COEF = (65.481, 128.553, 24.966)
+# Rounded Y on 8-bit RGB is computed exactly in integers (coefficients x 1000), so a Y that is exactly
+# k + 0.5 (about 1 RGB triple in 86,000) rounds up as MATLAB's uint8() rounds half away from zero,
+# whatever the floating-point order of operations would have produced.
+_ICOEF = (65481.0, 128553.0, 24966.0)
 # Greyscale HR images are scored on their single channel directly; a 3-channel model output for such
 # an image is brought back to one channel with the same luma weights normalised to sum 1.
 LUMA = (0.299, 0.587, 0.114)
@@ -21,8 +23,10 @@ def rgb_to_y(rgb255: torch.Tensor, *, rounded: bool) -> torch.Tensor:
     rgb = rgb255.to(torch.float64)
     r, g, b = rgb.unbind(-3)
     if rounded:
-        c = [(1.0 / 255.0) * k for k in _COEF]
-        y = c[0] * r + c[1] * g + c[2] * b + 16.0
+        if bool(torch.all(rgb == torch.round(rgb))):
+            num = _ICOEF[0] * r + _ICOEF[1] * g + _ICOEF[2] * b  # exact: integers below 2**26
+            return torch.div(num + 127500.0, 255000.0, rounding_mode="floor") + 16.0
+        y = 16.0 + (_COEF[0] * r + _COEF[1] * g + _COEF[2] * b) / 255.0
         return torch.floor(y + 0.5).clamp_(0, 255)
     return 16.0 + (_COEF[0] * r + _COEF[1] * g + _COEF[2] * b) / 255.0
 

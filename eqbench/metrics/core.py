@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .color import rgb_to_y
@@ -59,14 +60,28 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
 
 
 def _filter_valid(t: torch.Tensor, g: list[float]) -> torch.Tensor:
-    """Separable 'valid' correlation of the last two axes with the 1-D window g, in t's dtype.
+    """Separable 'valid' correlation of the last two axes with the symmetric 1-D window g.
 
-    A sum of shifted slices: exact in float64 and much faster on CPU than a float64 conv2d.
+    On CPU scipy's line filter (one cache-friendly pass per axis, float64); elsewhere a sum of shifted
+    slices on the tensor's device. Both are exact float64 correlations (they differ by ~1e-13).
     """
     k = len(g)
-    h, w = t.shape[-2] - k + 1, t.shape[-1] - k + 1
-    rows = sum(g[i] * t[..., i : i + h, :] for i in range(k))
-    return sum(g[j] * rows[..., :, j : j + w] for j in range(k))
+    r = k // 2
+    if t.device.type == "cpu":
+        from scipy.ndimage import correlate1d
+
+        w = np.asarray(g, dtype=np.float64)
+        a = correlate1d(t.numpy(), w, axis=-2, mode="constant")[..., r:-r, :]
+        a = correlate1d(np.ascontiguousarray(a), w, axis=-1, mode="constant")[..., r:-r]
+        return torch.from_numpy(np.ascontiguousarray(a))
+    h, wd = t.shape[-2] - k + 1, t.shape[-1] - k + 1
+    rows = t[..., r : r + h, :] * g[r]
+    for i in range(r):  # symmetric window: pair the taps i and k-1-i
+        rows.add_(t[..., i : i + h, :] + t[..., k - 1 - i : k - 1 - i + h, :], alpha=g[i])
+    out = rows[..., :, r : r + wd] * g[r]
+    for i in range(r):
+        out.add_(rows[..., :, i : i + wd] + rows[..., :, k - 1 - i : k - 1 - i + wd], alpha=g[i])
+    return out
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, *, peak: float = 255.0) -> float:

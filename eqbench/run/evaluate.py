@@ -12,8 +12,8 @@ import torch
 from ..data.io import EqbenchWarning
 from ..data.pairs import EvalPair, TooSmall, make_pair, shave_for
 from ..errors import EqbenchError
-from ..metrics.core import luma, psnr, psnr_rgb, shave_border, ssim
 from ..metrics.color import to_single_channel
+from ..metrics.core import luma, psnr, psnr_rgb, shave_border, ssim
 from ..protocol import EvalProtocol
 from ..scales import Scale
 

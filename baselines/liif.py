@@ -1,0 +1,58 @@
+"""LIIF: Local Implicit Image Function (Chen, Liu & Wang, CVPR 2021).
+
+Follows yinboc/liif (models/liif.py, models/mlp.py, test.py) at commit 4c833f8f: the encoder
+feature map is 3x3-unfolded (zero padding), each query takes the nearest feature of 4 shifted
+positions (local ensemble), the MLP sees [feature, relative coordinate, relative cell] (all in LR
+pixel units x2), predictions are blended by diagonally-opposite areas. Inputs are normalised
+(x - 0.5) / 0.5; no image-level skip. LIIF's test.py applies no cell clipping (`cell_clip=None`,
+the default); LTE's test.py, the only official path for a SwinIR encoder, clips at x4 (`cell_clip=4`).
+Differences from the official code: the unused MeanShift modules of its EDSR encoder are left out
+(24 parameters: 1,567,299 here vs 1,567,323 official for EDSR-baseline-LIIF); decoding walks the
+HR grid in bands (exact, bounded memory) instead of 30,000-query chunks of a flattened grid.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from eqbench.method import register_method
+
+from .implicit import MLP, ImplicitSR, local_ensemble, make_encoder
+
+
+class LIIF(ImplicitSR):
+    official_name = "liif"
+    decoder_taps = ("imnet",)
+
+    def __init__(self, encoder: str = "edsr-baseline", size: str = "paper", local_ensemble: bool = True,
+                 feat_unfold: bool = True, cell_decode: bool = True, hidden: tuple[int, ...] | None = None,
+                 encoder_args: dict | None = None, cell_clip: float | None = None) -> None:
+        super().__init__(make_encoder(encoder, size, encoder_args), encoder, cell_clip)
+        self.local_ensemble, self.feat_unfold, self.cell_decode = local_ensemble, feat_unfold, cell_decode
+        c = self.encoder.out_dim * (9 if feat_unfold else 1)
+        hidden = hidden or ((256,) * 4 if size == "paper" else (64, 64))
+        self.imnet = MLP(c + 2 + (2 if cell_decode else 0), 3, list(hidden))
+
+    def gen_feat(self, inp: torch.Tensor) -> dict:
+        feat = self.encoder(inp)
+        if self.feat_unfold:
+            B, C, h, w = feat.shape
+            feat = F.unfold(feat, 3, padding=1).view(B, C * 9, h, w)
+        return {"feat": feat}
+
+    def query(self, state: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        def predict(q_feat, rel, rel_cell):
+            parts = [q_feat, rel] + ([rel_cell] if self.cell_decode else [])
+            x = torch.cat(parts, dim=-1)
+            B, Q = x.shape[:2]
+            return self.imnet(x.view(B * Q, -1)).view(B, Q, -1)
+
+        return local_ensemble(state["feat"], coord, cell, predict, ensemble=self.local_ensemble)
+
+
+@register_method("liif", description="LIIF (CVPR 2021): local implicit image function; edsr-baseline/rdn/swinir")
+def make_liif(*, size: str = "paper", encoder: str = "edsr-baseline", local_ensemble: bool = True,
+              feat_unfold: bool = True, cell_decode: bool = True, hidden: tuple[int, ...] | None = None,
+              encoder_args: dict | None = None, cell_clip: float | None = None) -> LIIF:
+    return LIIF(encoder, size, local_ensemble, feat_unfold, cell_decode, hidden, encoder_args, cell_clip)
