@@ -30,13 +30,25 @@ N_FREQ = 40  # official: 40 frequencies, divisor 10, for both the scale code and
 CODE_DIM = 1 + 2 * N_FREQ
 
 
-def sincos_encoding(v: torch.Tensor, n_freq: int = N_FREQ) -> torch.Tensor:
-    """Concatenate along dim 1: v, then sin and cos of each frequency (all channels of v per term)."""
+SINCOS_ARITH = ("native", "cuda")
+
+
+def sincos_encoding(v: torch.Tensor, n_freq: int = N_FREQ, arith: str = "native") -> torch.Tensor:
+    """Concatenate along dim 1: v, then sin and cos of each frequency (all channels of v per term).
+
+    arith "native": the official expression as the running device evaluates it (on CPU, `/ 10` is a
+    division; PyTorch's CUDA kernel turns division by a scalar into multiplication by its float32
+    reciprocal). "cuda": that CUDA arithmetic on any device, i.e. what the official code computes on
+    the GPUs it was trained and tested on."""
     parts = [v]
     for i in range(n_freq):
         # keep `(2 ** i) * math.pi * v / 10` verbatim: see the module docstring (fp32 parity)
-        parts.append(torch.sin((2 ** i) * math.pi * v / 10))
-        parts.append(torch.cos((2 ** i) * math.pi * v / 10))
+        if arith == "cuda":
+            a = (2 ** i) * math.pi * v * 0.1
+            parts += [torch.sin(a), torch.cos(a)]
+        else:
+            parts.append(torch.sin((2 ** i) * math.pi * v / 10))
+            parts.append(torch.cos((2 ** i) * math.pi * v / 10))
     return torch.cat(parts, 1)
 
 

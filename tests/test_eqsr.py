@@ -99,6 +99,21 @@ def test_tiled_backbone_stitching():
     assert c.shape == a.shape and not torch.equal(a, c)  # real tiles see less context: not identical
 
 
+def test_sincos_arith_option(cases):
+    from baselines.eqsr_afe import sincos_encoding
+
+    v = torch.linspace(-1.5, 1.5, 97).view(1, 1, 97)
+    native, cuda = sincos_encoding(v), sincos_encoding(v, arith="cuda")
+    # the division and the reciprocal multiplication agree to an ulp in the argument, which the
+    # 2^39-pi terms turn into unrelated values; low frequencies agree to float32 rounding
+    assert (native[:, :10] - cuda[:, :10]).abs().max() <= 1e-5 and (native - cuda).abs().max() > 0.1
+    lr = torch.from_numpy(cases["lr"])
+    with torch.no_grad():
+        a = fixture_model()._upsample(lr, (72, 60))
+        b = fixture_model(sincos_arith="cuda")._upsample(lr, (72, 60))
+    assert (a - b).abs().max() > 0.01  # the official CPU and GPU arithmetic give different outputs
+
+
 def test_training_window_query(cases):
     model = fixture_model()
     lr = torch.from_numpy(cases["lr"])
@@ -284,6 +299,8 @@ def test_bad_input(tmp_path):
         eqbench.create_method("eqsr", size="tiny", variant="baseline", band_rows=8)
     with pytest.raises(EqbenchError, match="tile"):
         eqbench.create_method("eqsr", size="tiny", tile=2.5)
+    with pytest.raises(EqbenchError, match="sincos_arith"):
+        eqbench.create_method("eqsr", size="tiny", sincos_arith="gpu")
     tiny = eqbench.create_method("eqsr", size="tiny")
     with pytest.raises(EqbenchError, match="not found"):
         tiny.load_official(tmp_path / "missing.pth")
@@ -312,8 +329,14 @@ def test_runs_on_cuda(cases):
     u, k = torch.randn(1, 16, 6, 5), torch.randn(1, 2, 3, 3, 6, 5)
     # elementwise products and sums only: CUDA may fuse multiply-adds, a few float32 ulps
     assert (involution(u.cuda(), k.cuda()).cpu() - involution(u, k)).abs().max().item() <= 1e-5
-    model = fixture_model().cuda()
-    out = model.upsample(torch.from_numpy(cases["lr"]).cuda(), (40, 33))
-    # No value check against the CPU fixture: on CUDA, `v / 10` by a scalar is computed as v * (1/10),
-    # which moves the 2^39-pi sincos terms (the official code behaves the same way on CUDA).
+    lr = torch.from_numpy(cases["lr"])
+    with torch.no_grad():
+        out = fixture_model().cuda().upsample(lr.cuda(), (40, 33))
+        emulated = fixture_model(sincos_arith="cuda").cuda().upsample(lr.cuda(), (40, 33))
+        on_cpu = fixture_model(sincos_arith="cuda").upsample(lr, (40, 33))
+    # No check against the CPU fixture: on CUDA, `v / 10` by a scalar is computed as v * (1/10), which
+    # moves the 2^39-pi sincos terms (the official code behaves the same way on CUDA). The emulation
+    # must reproduce that: same arguments; sin/cos and GEMMs may differ by float32 ulps between devices.
     assert out.is_cuda and out.shape == (1, 3, 40, 33) and torch.isfinite(out).all()
+    assert (out - emulated).abs().max().item() <= 1e-5
+    assert (out.cpu() - on_cpu).abs().max().item() <= 1e-4
