@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DEFAULT_CHUNK = 65536  # query points per decoder call: bounds peak memory, chunking is exact
+DEFAULT_CHUNK = 8192  # query points per decoder call: bounds peak memory (and stays cache-friendly; 65536
+# was 1.2-1.5x slower on CPU), chunking is exact
 
 
 def coord_seq(n: float, device=None) -> torch.Tensor:

@@ -8,6 +8,10 @@ EQ_S, CKA, profiling) only uses this contract:
   * `feature_taps`: ordered module paths whose outputs feature-similarity analyses read (forward hooks).
   * `load_official(path)`: reads the official checkpoint format of the method and maps its keys.
   * presets: `size="paper"` (the published configuration) and `size="tiny"` (trains on 2 CPU cores).
+
+Optional, for training (eqbench/train): implicit methods answer arbitrary HR coordinates with
+`query_points(lr, coord, cell)` and say what they accept in `query_modes`. A method without it still
+trains: the trainer then supervises dense `_upsample` outputs (unclamped) of the batch's HR frame.
 """
 
 from __future__ import annotations
@@ -32,6 +36,14 @@ class SRMethod(nn.Module):
     method_name: str = ""
     feature_taps: tuple[str, ...] = ()
 
+    @property
+    def query_modes(self) -> tuple[str, ...]:
+        """What `query_points` accepts (a subclass may override with a class attribute):
+        "points": coord (N, Q, 2), any coordinates, each answered independently (LIIF, LTE, MetaSR-liif);
+        "grid": coord (N, h, w, 2), a dense window of the HR grid (EQSR: its decoder mixes neighbours).
+        Default: ("points",) when the class implements `query_points`, else () (dense training only)."""
+        return ("points",) if type(self).query_points is not SRMethod.query_points else ()
+
     def upsample(self, lr: torch.Tensor, out_size: Sequence[int], **kwargs) -> torch.Tensor:
         check_input(lr, out_size)
         out_size = (int(out_size[0]), int(out_size[1]))
@@ -42,6 +54,15 @@ class SRMethod(nn.Module):
 
     def _upsample(self, lr: torch.Tensor, out_size: tuple[int, int], **kwargs) -> torch.Tensor:
         raise NotImplementedError
+
+    def query_points(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        """RGB at HR coordinates, NOT clamped (training needs the gradients outside [0, 1]).
+
+        lr (N, 3, h, w) in [0, 1]; coord (N, *S, 2): pixel centres of the HR frame in [-1, 1], ordered
+        (row, col), as LIIF's make_coord; cell (N, *S, 2): one HR pixel in the same units, (2/H, 2/W).
+        S = (Q,) in "points" mode, (h', w') in "grid" mode. Returns (N, *S, 3) in [0, 1] units.
+        """
+        raise EqbenchError(f"method {self.method_name!r} cannot be queried at coordinates (no query_modes)")
 
     def load_official(self, path) -> SRMethod:
         raise EqbenchError(f"method {self.method_name!r} has no official checkpoint format")

@@ -302,12 +302,25 @@ def test_cli_cka_writes_matrices_and_heatmaps(tmp_path, monkeypatch, capsys):
             "--data-root", str(tmp_path / "data"), "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     doc = json.loads((out / "results.json").read_text())
-    toy = doc["analyses"]["cka"]["toy"]
-    assert toy["taps"] == list(ToySR.feature_taps) and toy["n_crops"] == 16
-    assert toy["per_layer"]["2-3"][:3] == pytest.approx([1.0] * 3, abs=1e-9)
-    cross = doc["analyses"]["cka"]["toy~toy-aware"]
-    assert np.array(cross["matrices"]["2"]).shape == (5, 5)
-    assert cross["matrices"]["2"][0][0] == pytest.approx(1.0, abs=1e-9)  # same weights, "head" is unmodulated
+    entries = {(e["kind"], e.get("method") or "~".join(e["methods"]), "-".join(e.get("scales", []))): e
+               for e in doc["analyses"]["cka"]}  # fmt: skip
+    # per method: one layers-across-scales entry and one layer x layer matrix per scale pair; one
+    # between-methods matrix per scale
+    assert sorted(entries) == sorted([("layers-across-scales", "toy", ""), ("layers-across-scales", "toy-aware", ""),
+                                      ("layer-by-layer", "toy", "2-3"), ("layer-by-layer", "toy-aware", "2-3"),
+                                      ("between-methods", "toy~toy-aware", "2-2"),
+                                      ("between-methods", "toy~toy-aware", "3-3")])  # fmt: skip
+    toy = entries[("layers-across-scales", "toy", "")]
+    assert toy["xlabels"] == list(ToySR.feature_taps) and toy["ylabels"] == ["x2 vs x3"] and toy["n_crops"] == 16
+    assert toy["matrix"][0][:3] == pytest.approx([1.0] * 3, abs=1e-9)
+    cross = entries[("between-methods", "toy~toy-aware", "2-2")]["matrix"]
+    assert np.array(cross).shape == (5, 5)
+    assert cross[0][0] == pytest.approx(1.0, abs=1e-9)  # same weights, "head" is unmodulated
+    assert main(["report", str(out / "results.json")]) == 0  # the HTML report renders the heatmaps
+    html = (out / "report.html").read_text()
+    assert html.count("toy: layer x layer CKA") == 2 and "CKA toy (rows) vs toy-aware, x3" in html
+    assert main(argv) == 0  # a second run replaces the entries
+    assert len(json.loads((out / "results.json").read_text())["analyses"]["cka"]) == 6
     for stem in ("cka_toy_layers_across_scales", "cka_toy_x2_vs_x3", "cka_toy_vs_toy-aware_x3"):
         assert (out / "figures" / f"{stem}.png").is_file() and (out / "figures" / f"{stem}.svg").is_file()
     assert main([*argv[:3], "bicubic", *argv[5:]]) == 2  # no feature taps: one clear error

@@ -125,7 +125,7 @@ def test_unfold_involution_is_counted_through_its_declared_formula():
 
 def test_latency_record():
     r = prof.measure_latency(ConvNet().eval(), torch.rand(1, 3, 8, 8), (16, 16), min_run_time=0.02)
-    assert r["median_s"] > 0 and r["iqr_s"] >= 0 and r["n_measurements"] >= 1
+    assert r["median_s"] > 0 and r["iqr_s"] >= 0 and r["n_measurements"] >= 3  # min_measurements default
     assert r["threads"] == torch.get_num_threads() and r["device"] == "cpu"
 
 
@@ -170,8 +170,8 @@ def test_profile_holds_one_model_at_a_time(toy_registered, monkeypatch):
     cfg = prof.ProfileConfig(
         "toy-conv",
         size="tiny",
-        flop_inputs=((10, 12),),
-        flop_scales=(Scale(2.0, 2.0),),
+        flop_inputs=((10, 12), (100, 100)),
+        flop_scales=(Scale(2.0, 2.0), Scale(4.0, 4.0)),
         timing_images=(("a", img),),
         timing_dataset="toy",
         protocol=get_protocol("matlab"),
@@ -184,7 +184,9 @@ def test_profile_holds_one_model_at_a_time(toy_registered, monkeypatch):
     assert doc["latency"]["n_images"] == 1 and doc["memory"]["peak_bytes"] == 123
     table = prof.table3([doc, {**doc, "method": "other"}])
     lines = table.splitlines()
-    assert lines[0].split() == ["toy-conv", "other"]
+    # the FLOPs row is at the memory configuration (100x100, x4 by default): 2 * 100 * 100 * 816
+    assert "FLOPs (100x100, x4)" in table and "16.3M" in table
+    assert lines[0].split() == ["toy-conv", "(tiny)", "other", "(tiny)"]
     assert [ln.split()[0] for ln in lines[1:5]] == ["params", "memory", "time", "FLOPs"]
 
 
@@ -220,7 +222,7 @@ def test_cli_profile(toy_registered, monkeypatch, tmp_path):
         == 0
     )
     doc = json.loads((out / "results.json").read_text())
-    p = doc["analyses"]["profile"]["toy-conv@tiny"]
+    p = doc["analyses"]["profile_details"]["toy-conv@tiny"]
     assert [(f["lr"], f["scale"]) for f in p["flops"]] == [
         ([10, 10], [2.0, 2.0]),
         ([10, 10], [3.0, 3.0]),
@@ -228,6 +230,13 @@ def test_cli_profile(toy_registered, monkeypatch, tmp_path):
         ([20, 20], [3.0, 3.0]),
     ]
     assert p["flops"][2]["flops"] == 2 * 400 * 816 and "profile_table" in doc["analyses"]
+    assert doc["analyses"]["profile"] == [
+        {"method": "toy-conv (tiny)", "params": "835", "memory (100x100, x4)": "5B", "FLOPs (10x10, x2)": "163K",
+         "device": f"cpu, {torch.get_num_threads()} threads"}
+    ]  # fmt: skip
+    assert main(["report", str(out / "results.json")]) == 0  # the HTML report renders the Table 3 rows
+    html = (out / "report.html").read_text()
+    assert "Model profiles" in html and "toy-conv (tiny)" in html and "163K" in html
 
 
 @declare_flops(lambda u, kernel, out: involution_flops(out.shape, 9))

@@ -52,9 +52,19 @@ def _call(model, lr: torch.Tensor, out_size: tuple[int, int]):
 
 
 def measure_latency(
-    model, lr: torch.Tensor, out_size: Sequence[int], *, min_run_time: float = 0.2, warmup: int = 1
+    model,
+    lr: torch.Tensor,
+    out_size: Sequence[int],
+    *,
+    min_run_time: float = 0.2,
+    warmup: int = 1,
+    min_measurements: int = 3,
 ) -> dict:
-    """Median and IQR (seconds per call) of model.upsample(lr, out_size) with torch.utils.benchmark."""
+    """Median and IQR (seconds per call) of model.upsample(lr, out_size) with torch.utils.benchmark.
+
+    A slow call fills `min_run_time` with one measurement, whose IQR is 0 and says nothing: further
+    blocks of the same size are timed until there are `min_measurements`.
+    """
     out_size = (int(out_size[0]), int(out_size[1]))
     fn = _call(model, lr, out_size)
     for _ in range(max(0, warmup)):
@@ -66,7 +76,10 @@ def measure_latency(
         label=getattr(model, "method_name", type(model).__name__),
         sub_label=f"{tuple(lr.shape[-2:])}->{out_size}",
     )
-    m = timer.blocked_autorange(min_run_time=min_run_time)
+    parts = [timer.blocked_autorange(min_run_time=min_run_time)]
+    while sum(len(p.times) for p in parts) < min_measurements:
+        parts.append(timer.timeit(parts[0].number_per_run))
+    m = benchmark.Measurement.merge(parts)[0] if len(parts) > 1 else parts[0]
     return {
         "median_s": float(m.median),
         "iqr_s": float(m.iqr),
@@ -93,6 +106,7 @@ class ProfileConfig:
     timing_dataset: str = ""
     protocol: EvalProtocol | None = None
     min_run_time: float = 0.2
+    min_measurements: int = 3
     device: str = "cpu"
     seed: int = 0
 
@@ -111,7 +125,9 @@ def dataset_latency(model, cfg: ProfileConfig) -> dict:
             skipped.append(name)
             continue
         lr = pair.lr.unsqueeze(0).to(device=device, dtype=dtype)
-        per_image[name] = measure_latency(model, lr, pair.out_size, min_run_time=cfg.min_run_time)
+        per_image[name] = measure_latency(
+            model, lr, pair.out_size, min_run_time=cfg.min_run_time, min_measurements=cfg.min_measurements
+        )
     if not per_image:
         raise EqbenchError(f"no timing image is large enough for scale {cfg.timing_scale.label()}")
     return {
@@ -176,39 +192,33 @@ def _si(v: float, unit: str = "") -> str:
     return f"{v:.3g}{unit}"
 
 
+def display_row(p: dict) -> dict[str, str]:
+    """One method's Table 3 entries as display strings: params, memory, time, FLOPs at the memory input."""
+    mem = p["memory"]
+    row = {"method": p["method"] if p["size"] == "paper" else f"{p['method']} ({p['size']})",
+           "params": _si(p["params"]["total"]),
+           f"memory ({mem['lr'][0]}x{mem['lr'][1]}, x{Scale(*mem['scale']).label()})": _si(mem["peak_bytes"], "B")}
+    lat = p.get("latency")
+    if lat:
+        key = f"time ({lat['dataset'] or 'dataset'} x{Scale(*lat['scale']).label()}, mean)"
+        row[key] = f"{lat['mean_median_s']:.3g}s"
+    f = next((f for f in p["flops"] if (f["lr"], f["scale"]) == (mem["lr"], mem["scale"])), p["flops"][0])
+    row[f"FLOPs ({f['lr'][0]}x{f['lr'][1]}, x{Scale(*f['scale']).label()})"] = _si(f["flops"])
+    row["device"] = f"{p['device']}, {p['threads']} threads"
+    return row
+
+
 def table3(profiles: Sequence[dict]) -> str:
     """Methods as columns; params, memory, time and FLOPs as rows (the ArbSR paper's Table 3 shape)."""
     if not profiles:
         return ""
-    head = ["", *[p["method"] for p in profiles]]
-    p0 = profiles[0]
-    mem = p0["memory"]
-    rows = [
-        ["params", *[_si(p["params"]["total"]) for p in profiles]],
-        [
-            f"memory ({mem['lr'][0]}x{mem['lr'][1]}, x{Scale(*mem['scale']).label()})",
-            *[_si(p["memory"]["peak_bytes"], "B") for p in profiles],
-        ],
-    ]
-    if "latency" in p0:
-        lat = p0["latency"]
-        rows.append(
-            [
-                f"time ({lat['dataset'] or 'dataset'} x{Scale(*lat['scale']).label()}, mean)",
-                *[f"{p['latency']['mean_median_s']:.3g}s" if "latency" in p else "-" for p in profiles],
-            ]
-        )
-    f0 = p0["flops"][0]
-    rows.append(
-        [
-            f"FLOPs ({f0['lr'][0]}x{f0['lr'][1]}, x{Scale(*f0['scale']).label()})",
-            *[_si(p["flops"][0]["flops"]) for p in profiles],
-        ]
-    )
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    rows = [display_row(p) for p in profiles]
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in ("method", "device")]
+    head = ["", *[r["method"] for r in rows]]
+    body = [[k, *[r.get(k, "-") for r in rows]] for k in keys]
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
     lines = [
         "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-        for r in [head, *rows]
+        for r in [head, *body]
     ]
-    dev = f"device {p0['device']}, {p0['threads']} threads; FLOPs: 1 MAC = 2 FLOPs"
-    return "\n".join([*lines, dev])
+    return "\n".join([*lines, f"device {rows[0]['device']}; FLOPs: 1 MAC = 2 FLOPs"])

@@ -3,8 +3,10 @@
 An analysis adds to the results.json in its output folder (creating it if absent), so one folder can
 hold an evaluation and its analyses. EQ_S values are tidy rows (kind "equivariance", metric "eq-s",
 and the matching PSNR-Y rows, kind "equivariance-ref"); a new row replaces an old one with the same
-(kind, method, dataset, scale, metric, protocol). CKA and profiles are nested documents under
-doc["analyses"]["cka" | "profile"], each with its own configuration and provenance.
+(kind, method, dataset, scale, metric, protocol). Under doc["analyses"]: "cka" and "profile" are lists
+of entries the HTML report renders (heatmaps: matrix / xlabels / ylabels / title; Table 3 rows of
+display strings), "profile_details" and "equivariance" documents keyed by method@size and dataset;
+each carries the job's configuration and provenance (see eqbench/run/results.py).
 """
 
 from __future__ import annotations
@@ -53,6 +55,13 @@ class AnalysisStore:
     def set_analysis(self, kind: str, name: str, value: dict, config: dict) -> None:
         section = self.doc["analyses"].setdefault(kind, {})
         section[name] = {**value, "config": config, "provenance": self.provenance}
+
+    def put_entries(self, kind: str, entries: list[dict], key: tuple[str, ...]) -> None:
+        """Append to the list analyses[kind], replacing entries equal on the `key` fields."""
+        old = self.doc["analyses"].get(kind)
+        old = old if isinstance(old, list) else []
+        new = {tuple(repr(e.get(k)) for k in key) for e in entries}
+        self.doc["analyses"][kind] = [e for e in old if tuple(repr(e.get(k)) for k in key) not in new] + entries
 
     def save(self) -> Path:
         self.doc["provenance"]["finished"] = provenance.now_iso()

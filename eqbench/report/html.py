@@ -55,18 +55,20 @@ def _published(doc: dict) -> dict | None:
 
 
 def _analysis_blocks(doc: dict) -> tuple[list[dict], list[dict]]:
+    """CKA heatmaps and the profile table, in the layout eqbench/run/results.py documents."""
     figures, tables = [], []
     an = doc.get("analyses") or {}
-    for i, entry in enumerate(an.get("cka", []) or []):
-        if {"matrix", "xlabels", "ylabels"} <= set(entry):
-            figures.append({"id": f"cka-{i}", "title": entry.get("title", "CKA"), "note": entry.get("note"),
-                            "uri": plots.heatmap(entry["matrix"], entry["xlabels"], entry["ylabels"],
-                                                 entry.get("title", "CKA"))})
-    prof = an.get("profile") or []
+    for i, entry in enumerate(an.get("cka") or []):
+        if isinstance(entry, dict) and {"matrix", "xlabels", "ylabels"} <= set(entry):
+            title = entry.get("title", "CKA")
+            note = f"{entry['n_crops']} LR crops, {entry.get('estimator', '')}" if entry.get("n_crops") else None
+            figures.append({"id": f"cka-{i}", "title": title, "note": note,
+                            "uri": plots.heatmap(entry["matrix"], entry["xlabels"], entry["ylabels"], title)})
+    prof = [row for row in an.get("profile") or [] if isinstance(row, dict)]
     if prof:
         keys = list(dict.fromkeys(k for row in prof for k in row))
-        tables.append({"title": "Model profiles (the ArbSR paper's Table 3 layout)", "cls": "profile",
-                       "head": keys, "body": [[row.get(k, "-") for k in keys] for row in prof], "note": None})
+        tables.append({"title": "Model profiles (the ArbSR paper's Table 3 layout)", "cls": "profile", "note": None,
+                       "head": keys, "body": [[row.get(k, "-") for k in keys] for row in prof]})
     return figures, tables
 
 

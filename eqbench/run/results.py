@@ -14,12 +14,14 @@ Analysis rows and documents (`eqbench analyze`, eqbench/analysis/store.py):
     "equivariance-ref", metric "psnr-y": PSNR-Y of the same method, scale and crops; both carry
     "crops": {image: [H, W]}; analyses["equivariance"][dataset] = {"protocol", "curves": {method: {"scale",
     "eq-s", "psnr-y"}}, "figures", "max_db", "config", "provenance"}.
-  * analyses["cka"][method] = {"taps", "scales", "n_crops", "estimator", "per_layer": {"2-3": [CKA per
-    tap]}, "matrices": {"2-3": [[rows: taps at x2, cols: taps at x3]]}, "figures", "config", "provenance"};
-    analyses["cka"]["a~b"] = {"rows", "cols", "matrices": {scale: [[...]]}} between two methods.
-  * analyses["profile"]["method@size"] = {"params": {"total", "trainable"}, "flops_unit", "flops": [{"lr",
-    "out", "scale", "flops", "by_op", "by_module_formula"}], "latency": {...}, "memory": {...}, ...};
-    analyses["profile_table"] = {"text", "methods"} (the ArbSR Table 3 shape).
+  * analyses["cka"]: a list of heatmap entries {"kind": "layers-across-scales" | "layer-by-layer" |
+    "between-methods", "method" or "methods", "scales", "title", "matrix" (rows = ylabels, cols = xlabels),
+    "ylabels", "xlabels", "n_crops", "estimator", "figures", "config", "provenance"}.
+  * analyses["profile"]: a list of display rows (the ArbSR Table 3 layout, strings) {"method", "params",
+    "memory (...)", "time (...)", "FLOPs (...)", "device"}; analyses["profile_details"]["method@size"] =
+    {"params": {"total", "trainable"}, "flops_unit", "flops": [{"lr", "out", "scale", "flops", "by_op",
+    "by_module_formula"}], "latency": {...}, "memory": {...}, "config", "provenance"};
+    analyses["profile_table"] = {"text", "methods"}.
 """
 
 from __future__ import annotations

@@ -1,0 +1,128 @@
+"""One training forward through the method contract, and the EMA of the weights.
+
+How a method is supervised on each kind of batch (data/batches.py):
+  * `liif` (2304 HR pixels): `method.query_points(lr, coord, cell)` if "points" in `query_modes`;
+    otherwise the method upsamples each sample's whole crop densely and the sampled pixels are picked.
+  * `eqsr` (a 48 x 48 window of the crop): `query_points` on the window's coordinates ("grid": as a
+    (N, 48, 48, 2) window; "points": flattened); otherwise a dense upsample of the crop, cut to the window.
+  * `pairs` (one scale per batch, full HR patch): a dense upsample of the batch.
+Dense outputs come from `_upsample`, the contract's unclamped core: `upsample` clamps to [0, 1], which
+would zero the gradient of every pixel outside that range.
+
+Scale-aware knowledge transfer (ArbSR, recipe field `knowledge_transfer`, transfer.py) runs inside
+the same forward on `pairs` batches, so DDP synchronises its gradients too.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..errors import EqbenchError
+from ..method import check_input
+from .transfer import batch_scale, transfer_l1
+
+
+def _dense(method, lr: torch.Tensor, size) -> torch.Tensor:
+    out_size = (int(size[0]), int(size[1]))
+    check_input(lr, out_size)
+    return method._upsample(lr, out_size)
+
+
+def predict(method, batch: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
+    """The prediction matching batch['gt'] (same shape), in [0, 1] units, unclamped."""
+    lr, modes = batch["lr"], tuple(getattr(method, "query_modes", ()))
+    if kind == "liif":
+        if "points" in modes:
+            return method.query_points(lr, batch["coord"], batch["cell"])
+        preds = []
+        for i in range(lr.shape[0]):
+            full = _dense(method, lr[i:i + 1], batch["hr_size"][i].tolist())  # (1, 3, H, W)
+            preds.append(full.flatten(2)[0].t()[batch["index"][i]])
+        return torch.stack(preds)
+    if kind == "eqsr":
+        n, (h, w) = lr.shape[0], batch["gt"].shape[-2:]
+        if "grid" in modes:
+            return method.query_points(lr, batch["coord"], batch["cell"]).permute(0, 3, 1, 2)
+        if "points" in modes:
+            pred = method.query_points(lr, batch["coord"].view(n, h * w, 2), batch["cell"].view(n, h * w, 2))
+            return pred.view(n, h, w, 3).permute(0, 3, 1, 2)
+        preds = []
+        for i in range(lr.shape[0]):
+            oy, ox = batch["offset"][i].tolist()
+            full = _dense(method, lr[i:i + 1], batch["hr_size"][i].tolist())
+            preds.append(full[0, :, oy:oy + h, ox:ox + w])
+        return torch.stack(preds)
+    if kind == "pairs":
+        return _dense(method, lr, batch["hr_size"][0].tolist())
+    raise ValueError(f"unknown batch kind {kind!r}")
+
+
+class TrainForward(nn.Module):
+    """What DDP wraps: batch -> (prediction, extra loss). Holds the method as `method`."""
+
+    def __init__(self, method: nn.Module, kind: str, teachers: dict[int, nn.Module] | None = None) -> None:
+        super().__init__()
+        self.method, self.kind = method, kind
+        if teachers and kind != "pairs":
+            raise EqbenchError(f"knowledge transfer needs the pairs sampler (one scale per batch), not {kind!r}")
+        # A plain dict, not submodules: frozen teachers are neither trained, synchronised nor checkpointed.
+        self.teachers = dict(teachers or {})
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not self.teachers:
+            return predict(self.method, batch, self.kind), None
+        lr = batch["lr"]
+        out_size = tuple(int(v) for v in batch["hr_size"][0].tolist())
+        check_input(lr, out_size)
+        pred, feats = self.method.forward_with_features(lr, out_size)
+        s = batch_scale(lr, out_size)
+        if s not in self.teachers:
+            return pred, None  # the scale is the batch's, so every rank takes the same branch
+        return pred, transfer_l1(feats, self.teachers[s].features(lr))
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], recipe,
+               lr: float) -> float:
+    """One optimisation step of `model` (a TrainForward, maybe DDP-wrapped); returns the loss."""
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    pred, extra = model(batch)
+    loss = (pred - batch["gt"]).abs().mean() * recipe.loss_weight
+    if extra is not None:
+        loss = loss + recipe.knowledge_transfer * extra
+    # Always step, even on a non-finite loss: under DDP every rank must join the gradient all-reduce;
+    # the trainer stops all ranks together when the (all-reduced) loss is not finite.
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+class EMA:
+    """Exponential moving average of the parameters (BasicSR's model_ema: buffers are copied)."""
+
+    def __init__(self, method: nn.Module, decay: float) -> None:
+        self.decay = float(decay)
+        self.model = copy.deepcopy(method).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, method: nn.Module) -> None:
+        ema = dict(self.model.named_parameters())
+        for name, p in method.named_parameters():
+            ema[name].mul_(self.decay).add_(p.detach(), alpha=1 - self.decay)
+        ema_b = dict(self.model.named_buffers())
+        for name, b in method.named_buffers():
+            ema_b[name].copy_(b)
+
+    @torch.no_grad()
+    def reset(self, method: nn.Module) -> None:
+        self.model.load_state_dict(method.state_dict())

@@ -1,0 +1,125 @@
+"""The built-in recipes, as plain data (fields: eqbench/train/recipes.py).
+
+`paper`: the official schedules (../shared/spec/methods.md 1.7, 2.4, 3.4, 4.1, 5.4). Epoch-based
+official schedules are converted at 1000 iterations per epoch (DIV2K x20 repeats / batch 16 for
+LIIF/LTE; MetaSR and ArbSR define 1000 iterations per epoch themselves).
+
+`cpu`: what makes a useful `tiny` model on two CPU cores within 30 minutes (BSD68 + SunHays80): the
+method's own batch builder and LR resize, batch 8, 2000 iterations (a LIIF/LTE tiny iteration costs
+~1.2 s of CPU at batch 8), a higher learning rate (tiny models tolerate it, and would not converge
+at 1e-4 in 2000 steps) with two late x0.5 steps, and no EMA (a 0.999 average lags a short run).
+
+A method without its own entry gets the generic recipes (`*`), whose sampler follows what the method
+can do: LIIF-style points for `query_modes` with "points", EQSR windows for "grid", else pairs.
+"""
+
+from __future__ import annotations
+
+K = 1000
+METASR_SCALES = tuple(f"{v / 10:g}" for v in range(11, 41))  # 1.1 .. 4.0
+_HALVES = tuple(f"{v / 10:g}" for v in range(15, 41, 5))  # 1.5 .. 4.0
+ARBSR_SCALES = METASR_SCALES + tuple(f"{a}x{b}" for a in _HALVES for b in _HALVES if a != b)
+
+_LIIF_SAMPLER = {"kind": "liif", "resize": "pil-bicubic", "lr_size": 48, "scale_min": 1, "scale_max": 4,
+                 "sample_q": 2304}
+_EQSR_SAMPLER = {"kind": "eqsr", "resize": "pil-bicubic", "lr_size": 48, "scale_min": 1, "scale_max": 4,
+                 "window": 48}
+_PAIRS_SAMPLER = {"kind": "pairs", "resize": "matlab-bicubic", "lr_size": 50, "scales": METASR_SCALES}
+
+_CPU_DATA = ("BSD68", "SunHays80")
+
+
+def _cpu(sampler: dict, iters: int = 2000, lr: float = 4e-4, batch: int = 8, **extra) -> dict:
+    return {
+        "source": "eqbench cpu recipe (not published)",
+        "sampler": sampler, "batch_size": batch, **extra,
+        "phases": [{"name": "main", "iters": iters, "lr": lr, "data": _CPU_DATA,
+                    "milestones": [int(iters * 0.7), int(iters * 0.9)], "gamma": 0.5}],
+    }
+
+
+_LIIF_PAPER = {
+    "source": "liif:configs/train-div2k/train_edsr-baseline-liif.yaml (also train_rdn-liif.yaml)",
+    "sampler": _LIIF_SAMPLER, "batch_size": 16, "loss_weight": 2.0,
+    "phases": [{"name": "main", "iters": 1000 * K, "lr": 1e-4, "data": ["DIV2K-train"],
+                "milestones": [200 * K, 400 * K, 600 * K, 800 * K], "gamma": 0.5}],
+}
+
+_EQSR_PAPER = {
+    "source": "eqsr:options/train/train_EQSR_ImageNet_from_scratch.yml + "
+              "train_EQSR_finetune_from_ImageNet_pretrain.yml (4 GPUs x 8)",
+    "sampler": _EQSR_SAMPLER, "batch_size": 32, "betas": [0.9, 0.99], "ema": 0.999,
+    "phases": [
+        {"name": "pretrain", "iters": 800 * K, "lr": 2e-4, "data": ["ImageNet-train"],
+         "milestones": [300 * K, 500 * K, 650 * K, 700 * K, 750 * K], "gamma": 0.5},
+        {"name": "finetune", "iters": 250 * K, "lr": 1e-5, "data": ["DF2K"], "start": "ema",
+         "milestones": [125 * K, 200 * K, 225 * K, 240 * K], "gamma": 0.5},
+    ],
+    "notes": "EQSR's DF2K finetune uses enlarge ratio 20; ImageNet keeps images with both sides > 193.",
+}
+
+_METASR_PAPER = {
+    "source": "metasr: README + option.py (official Meta-RDN; LR by MATLAB imresize, rgb_range 255)",
+    "sampler": _PAIRS_SAMPLER, "batch_size": 16, "loss_weight": 255.0,
+    "phases": [{"name": "main", "iters": 1000 * K, "lr": 1e-4, "data": ["DIV2K-train"],
+                "milestones": [200 * K, 400 * K, 600 * K, 800 * K], "gamma": 0.5}],
+}
+
+_ARBSR_PAPER = {
+    "source": "arbsr: main.sh, option.py, trainer.py (init from RCAN_BIX4 via --init; rgb_range 255)",
+    "sampler": {**_PAIRS_SAMPLER, "scales": ARBSR_SCALES}, "batch_size": 16, "loss_weight": 255.0,
+    "phases": [
+        {"name": "warmup", "iters": 1 * K, "lr": 5e-5, "data": ["DIV2K-train"], "scales": ["2", "3", "4"]},
+        # trainer.py: lr = 1e-4 * 2^-(epoch // 30) for 1-based epochs 2..150 (epoch 1 is the warm-up
+        # above), so the halvings fall on epochs 30, 60, 90, 120, 150 = local iterations 28k, 58k, ...
+        {"name": "main", "iters": 149 * K, "lr": 1e-4, "data": ["DIV2K-train"],
+         "milestones": [28 * K, 58 * K, 88 * K, 118 * K, 148 * K], "gamma": 0.5},
+    ],
+}
+
+RECIPES: dict[str, dict[str, dict]] = {
+    "liif": {"paper": _LIIF_PAPER, "cpu": _cpu(_LIIF_SAMPLER, loss_weight=2.0)},
+    "lte": {
+        "paper": {**_LIIF_PAPER, "source": "lte:configs/train-div2k/train_edsr-baseline-lte.yaml"},
+        "paper-swinir": {
+            **_LIIF_PAPER, "source": "lte:configs/train-div2k/train_swinir-lte.yaml (4 GPUs)",
+            "batch_size": 32,
+            "phases": [{"name": "main", "iters": 500 * K, "lr": 2e-4, "data": ["DIV2K-train"],
+                        "milestones": [250 * K, 400 * K, 450 * K, 475 * K], "gamma": 0.5}],
+        },
+        "cpu": _cpu(_LIIF_SAMPLER, loss_weight=2.0),
+    },
+    "metasr": {
+        "paper": _METASR_PAPER,
+        "paper-liif": {**_LIIF_PAPER, "source": "liif:configs/train-div2k/train_edsr-baseline-metasr.yaml"},
+        "cpu": _cpu(_PAIRS_SAMPLER),
+    },
+    "arbsr": {
+        "paper": _ARBSR_PAPER,
+        "paper-kt": {**_ARBSR_PAPER, "knowledge_transfer": 1.0,
+                     "notes": "ArbSR paper Sec. 3.3: + lambda * L1(student, fixed-scale teacher features)"},
+        "cpu": _cpu({**_PAIRS_SAMPLER, "scales": ARBSR_SCALES}),
+    },
+    "eqsr": {"paper": _EQSR_PAPER, "cpu": _cpu(_EQSR_SAMPLER)},
+}
+for _alias in ("eqsr-edsr", "eqsr-swinir"):
+    RECIPES[_alias] = RECIPES["eqsr"]
+
+GENERIC = {
+    "liif": {"cpu": _cpu(_LIIF_SAMPLER)},
+    "eqsr": {"cpu": _cpu(_EQSR_SAMPLER)},
+    "pairs": {"cpu": _cpu(_PAIRS_SAMPLER)},
+}
+
+
+def recipes_for(method: str, query_modes: tuple[str, ...] = ()) -> dict[str, dict]:
+    if method in RECIPES:
+        return RECIPES[method]
+    from ..method import method_entry
+
+    method_entry(method)  # raises the unknown-method error
+    return GENERIC[generic_kind(query_modes)]
+
+
+def generic_kind(query_modes: tuple[str, ...]) -> str:
+    return "liif" if "points" in query_modes else "eqsr" if "grid" in query_modes else "pairs"
