@@ -39,8 +39,9 @@ official recipe does (48x48 targets in a 48r x 48r crop; the code sees 2/(48r); 
 borders and ECA pools over the window).
 Ablations (EQSR paper Table 2) via `variant`: "baseline" (scale-blind 3x3 conv in the AFE block, LR
 features resampled bicubically to the HR grid, then 1x1 conv-ReLU-1x1 conv), "A" (NK with the data
-kernel only), "B" (distance kernel only), "C" (full NK), "D" (C with ArbSR's scale-aware conv in the
-AFE block), "E" (C + AFE = EQSR). The paper does not specify the baseline tail or the scale-blind conv;
+kernel only), "B" (distance kernel only), "C" (full NK), "D" (C with ArbSR's scale-aware conv,
+baselines/arbsr_blocks.ScaleAwareConv routed by (1/r_h, 1/r_w), in the AFE block), "E" (C + AFE =
+EQSR). The paper does not specify the baseline tail, the scale-blind conv or where D's conv goes;
 these are our choices. Only "E" has official weights.
 """
 

@@ -24,8 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eqbench.errors import EqbenchError
-
 N_FREQ = 40  # official: 40 frequencies, divisor 10, for both the scale code and the relative coordinates
 CODE_DIM = 1 + 2 * N_FREQ
 
@@ -130,7 +128,20 @@ def make_afe_conv(kind: str, dim: int) -> nn.Module:
     if kind == "plain":
         return PlainConv2d(dim)
     if kind == "arbsr":
-        # pending: ArbSR's scale-aware conv comes from baselines/arbsr_blocks.py (not on main yet)
-        raise EqbenchError("EQSR variant 'D' needs ArbSR's scale-aware conv (baselines/arbsr_blocks.py), "
-                           "which this checkout does not have yet; use variants baseline, A, B, C or E")
+        return ArbSRConv(dim)
     raise ValueError(f"unknown AFE conv kind {kind!r}")
+
+
+class ArbSRConv(nn.Module):
+    """ArbSR's scale-aware conv (4 expert kernels mixed by a routing MLP of (1/r_h, 1/r_w); shared with
+    baselines/arbsr.py) in place of the modulated conv: ablation D."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        from .arbsr_blocks import ScaleAwareConv
+
+        self.sa_conv = ScaleAwareConv(dim)
+
+    def forward(self, x: torch.Tensor, cond: ScaleCond) -> torch.Tensor:
+        r_h, r_w = cond.scale
+        return self.sa_conv(x, torch.tensor([[1 / r_h, 1 / r_w]], dtype=x.dtype, device=x.device))

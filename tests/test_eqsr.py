@@ -164,12 +164,27 @@ def test_paper_preset_matches_official_layout():
 
 def test_presets_and_variant_counts():
     counts = {v: sum(p.numel() for p in build_eqsr(PRESETS["tiny"], v).parameters())
-              for v in ("baseline", "A", "B", "C", "E")}
+              for v in ("baseline", "A", "B", "C", "D", "E")}
     assert counts["E"] == 328_876
     # C and E differ only in the AFE conv: style Linear (81 -> 48) per group, 2 groups
     assert counts["E"] - counts["C"] == 2 * (81 * 48 + 48)
     # A has the data kernel, C adds one length-scale
     assert counts["C"] - counts["A"] == 1
+    # D: ArbSR's conv (4 experts of 48x48x3x3, routing MLP 2 -> 64 -> 4) in place of the plain conv
+    assert counts["D"] - counts["C"] == 2 * (3 * 48 * 48 * 9 + (2 * 64 + 64) + (64 * 4 + 4))
+
+
+def test_variant_d_uses_arbsr_conv():
+    from baselines.arbsr_blocks import ScaleAwareConv
+
+    model = eqbench.create_method("eqsr", size="tiny", variant="D").eval()
+    conv = model.encoder.groups[0].afe.conv.sa_conv
+    assert isinstance(conv, ScaleAwareConv)
+    x = torch.rand(1, 48, 6, 7)
+    cond = model.scale_cond(torch.rand(1, 3, 6, 7), (15, 28))
+    inv = torch.tensor([[6 / 15, 7 / 28]])  # ArbSR routes on (1/r_h, 1/r_w)
+    with torch.no_grad():
+        assert torch.equal(model.encoder.groups[0].afe.conv(x, cond), conv(x, inv))
 
 
 def test_scale_input_options():
@@ -181,7 +196,7 @@ def test_scale_input_options():
     assert ratio.scale == (2.5, 4.0)
 
 
-@pytest.mark.parametrize("variant", ["baseline", "A", "B", "C", "E"])
+@pytest.mark.parametrize("variant", ["baseline", "A", "B", "C", "D", "E"])
 def test_variants_run_and_train(variant):
     torch.manual_seed(0)
     model = eqbench.create_method("eqsr", size="tiny", variant=variant)
@@ -291,8 +306,6 @@ def test_bad_input(tmp_path):
         eqbench.create_method("eqsr", size="tiny", variant="F")
     with pytest.raises(EqbenchError, match="scale_input"):
         eqbench.create_method("eqsr", size="tiny", scale_input="scale")
-    with pytest.raises(EqbenchError, match="ArbSR"):  # variant D waits for baselines/arbsr_blocks.py
-        eqbench.create_method("eqsr", size="tiny", variant="D")
     with pytest.raises(EqbenchError, match="band_rows"):
         eqbench.create_method("eqsr", size="tiny", band_rows=0)
     with pytest.raises(EqbenchError, match="band_rows"):
