@@ -1,3 +1,3 @@
 """The methods under test. Importing this package registers them (an explicit list, no folder scan)."""
 
-from . import bicubic, liif, lte  # noqa: F401
+from . import arbsr, bicubic, eqsr, eqsr_plugins, liif, lte, metasr  # noqa: F401

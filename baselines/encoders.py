@@ -103,3 +103,21 @@ RDN_PRESETS = {
     "rdn": dict(G0=64, D=16, C=8, G=64),
     "rdn-tiny": dict(G0=32, D=3, C=3, G=16),
 }
+
+
+class MeanShift(nn.Conv2d):
+    """1x1 conv adding sign * rgb_range * mean (EDSR-family codes shift [0, 255] inputs by the DIV2K mean).
+
+    A conv rather than a constant because official checkpoints store it as one (and MetaSR's official
+    code even trains it), so loaded values may differ from the nominal mean.
+    """
+
+    DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
+
+    def __init__(self, sign: int, rgb_range: float = 255.0, mean=DIV2K_MEAN, trainable: bool = False) -> None:
+        super().__init__(3, 3, 1)
+        with torch.no_grad():
+            self.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            self.bias.copy_(sign * rgb_range * torch.tensor(mean))
+        self.weight.requires_grad_(trainable)
+        self.bias.requires_grad_(trainable)

@@ -1,47 +1,106 @@
-"""Paper-style tables from results rows: methods as rows, dataset x scale as columns."""
+"""Paper-style tables from results rows: methods as rows, dataset x scale as columns.
+
+Columns are grouped as in the EQSR paper's Table 1: in-distribution scales (both factors <= 4) and
+out-of-distribution ones (marked *). Best and second best per column follow the metric's
+`higher_is_better` (eqbench.metrics.METRICS).
+"""
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 from ..metrics import METRICS
 from ..scales import Scale
 
-
-def _scale_label(s) -> str:
-    return Scale(float(s[0]), float(s[1])).label()
+OOD_LIMIT = 4.0  # the methods' training range is x1..x4
 
 
-def pivot(doc: dict, metric: str):
-    """DataFrame: index = method, columns = (dataset, scale label), values = mean metric."""
-    import pandas as pd
+def scale_label(s) -> str:
+    sc = Scale(float(s[0]), float(s[1]))
+    return sc.label() + ("*" if max(sc.h, sc.w) > OOD_LIMIT else "")
 
-    rows = [r for r in doc["rows"] if r.get("kind", "eval") == "eval" and r["metric"] == metric]
-    if not rows:
-        return pd.DataFrame()
-    df = pd.DataFrame({"method": [r["method"] for r in rows], "dataset": [r["dataset"] for r in rows],
-                       "scale": [_scale_label(r["scale"]) for r in rows],
-                       "sort": [(float(r["scale"][0]), float(r["scale"][1])) for r in rows],
-                       "value": [r["value"] for r in rows]})
-    ds_order = list(dict.fromkeys(df["dataset"]))
-    cols = sorted({(d, s, k) for d, s, k in zip(df["dataset"], df["scale"], df["sort"])},
-                  key=lambda c: (ds_order.index(c[0]), c[2]))
-    table = df.pivot_table(index="method", columns=["dataset", "scale"], values="value", aggfunc="first")
-    table = table[[(d, s) for d, s, _ in cols]]
-    return table.reindex(list(dict.fromkeys(df["method"])))
+
+@dataclass
+class Table:
+    metric: str
+    protocol: str
+    methods: list[str]
+    columns: list[tuple[str, str]]  # (dataset, scale label)
+    values: dict[tuple[str, str, str], float]  # (method, dataset, scale label) -> value
+
+    def get(self, method: str, col: tuple[str, str]) -> float | None:
+        return self.values.get((method, *col))
+
+    def ranks(self, col: tuple[str, str]) -> dict[str, int]:
+        """method -> 1 (best) or 2 (second best) for this column; ties share a rank."""
+        info = METRICS.get(self.metric)
+        hib = info.higher_is_better if info else True
+        vals = [(m, v) for m in self.methods if (v := self.get(m, col)) is not None and not math.isnan(v)]
+        distinct = sorted({v for _, v in vals}, reverse=hib)
+        return {m: distinct.index(v) + 1 for m, v in vals if v in distinct[:2] and len(vals) > 1}
+
+    def fmt(self, v: float | None) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "-"
+        if isinstance(v, float) and math.isinf(v):
+            return "inf"
+        digits = METRICS[self.metric].digits if self.metric in METRICS else 4
+        return f"{v:.{digits}f}"
+
+
+def build_table(doc: dict, metric: str, kind: str = "eval") -> Table:
+    rows = [r for r in doc["rows"] if r.get("kind", "eval") == kind and r["metric"] == metric]
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    cols = sorted({(r["dataset"], tuple(float(x) for x in r["scale"])) for r in rows},
+                  key=lambda c: (datasets.index(c[0]), max(c[1]) > OOD_LIMIT, c[1]))
+    values = {}
+    for r in rows:
+        v = r["value"]
+        if isinstance(v, str):  # "inf"/"nan" as written to JSON
+            v = float(v)
+        values[(r["method"], r["dataset"], scale_label(r["scale"]))] = v
+    return Table(metric, doc.get("config", {}).get("protocol", "?"), methods,
+                 [(d, scale_label(s)) for d, s in cols], values)
 
 
 def text_table(doc: dict, metrics: tuple[str, ...] = ("psnr-y", "ssim-y")) -> str:
     out = []
-    protocol = doc.get("config", {}).get("protocol", "?")
     for metric in metrics:
-        t = pivot(doc, metric)
-        if t.empty:
+        t = build_table(doc, metric)
+        if not t.methods:
             continue
-        digits = METRICS[metric].digits
         head = ["method"] + [f"{d} x{s}" for d, s in t.columns]
-        body = [[m] + [("-" if v != v else f"{v:.{digits}f}") for v in t.loc[m]] for m in t.index]
+        body = [[m] + [t.fmt(t.get(m, c)) for c in t.columns] for m in t.methods]
         widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
-        out.append(f"{metric} ({protocol})")
+        out.append(f"{metric} ({t.protocol})")
         for r in [head] + body:
             out.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
         out.append("")
     return "\n".join(out).rstrip()
+
+
+def markdown_table(t: Table) -> str:
+    head = "| method | " + " | ".join(f"{d} x{s}" for d, s in t.columns) + " |"
+    lines = [head, "|" + "---|" * (len(t.columns) + 1)]
+    for m in t.methods:
+        cells = []
+        for c in t.columns:
+            rank = t.ranks(c).get(m)
+            v = t.fmt(t.get(m, c))
+            cells.append(f"**{v}**" if rank == 1 else f"_{v}_" if rank == 2 else v)
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def csv_table(t: Table) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["method"] + [f"{d} x{s}" for d, s in t.columns])
+    for m in t.methods:
+        w.writerow([m] + [t.fmt(t.get(m, c)) for c in t.columns])
+    return buf.getvalue()

@@ -8,6 +8,20 @@ Layout:
    "rows": [{"method", "dataset", "scale": [sh, sw], "metric", "value", "n_images", "protocol",
              "images": {image: value}, "skipped": [image, ...], "kind": "eval"|analysis name}],
    "analyses": {...}}
+
+Analysis rows and documents (`eqbench analyze`, eqbench/analysis/store.py):
+  * kind "equivariance", metric "eq-s": mean EQ_S (dB) per method x dataset x scale; kind
+    "equivariance-ref", metric "psnr-y": PSNR-Y of the same method, scale and crops; both carry
+    "crops": {image: [H, W]}; analyses["equivariance"][dataset] = {"protocol", "curves": {method: {"scale",
+    "eq-s", "psnr-y"}}, "figures", "max_db", "config", "provenance"}.
+  * analyses["cka"]: a list of heatmap entries {"kind": "layers-across-scales" | "layer-by-layer" |
+    "between-methods", "method" or "methods", "scales", "title", "matrix" (rows = ylabels, cols = xlabels),
+    "ylabels", "xlabels", "n_crops", "estimator", "figures", "config", "provenance"}.
+  * analyses["profile"]: a list of display rows (the ArbSR Table 3 layout, strings) {"method", "params",
+    "memory (...)", "time (...)", "FLOPs (...)", "device"}; analyses["profile_details"]["method@size"] =
+    {"params": {"total", "trainable"}, "flops_unit", "flops": [{"lr", "out", "scale", "flops", "by_op",
+    "by_module_formula"}], "latency": {...}, "memory": {...}, "config", "provenance"};
+    analyses["profile_table"] = {"text", "methods"}.
 """
 
 from __future__ import annotations
@@ -21,6 +35,12 @@ from pathlib import Path
 from ..errors import EqbenchError
 
 SCHEMA = "eqbench.results"
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 SCHEMA_VERSION = 1
 
 
@@ -51,6 +71,24 @@ def write_json_atomic(path: str | os.PathLike, doc: dict) -> None:
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _umask_mode())  # mkstemp creates 0600; give the file the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, _umask_mode())  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         try:

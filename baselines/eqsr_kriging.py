@@ -1,0 +1,211 @@
+"""EQSR's Neural Kriging upsampler (official `DSF` + `Invo_TransformerBlock`, neuralchen/EQSR@e10a258),
+own implementation, plus a row-band decoder whose output equals the one-shot decoder.
+
+Per HR query pixel p of a dense (H, W) grid (LIIF pixel-centre coordinates in [-1, 1]):
+  q_feat(p)  = nearest LR feature (grid_sample nearest, align_corners=False: the official tie-breaking)
+  rel(p)     = (p - centre of that LR pixel) * (w, h)          (x by LR width, y by LR height)
+  h0         = ReLU(Conv1x1(cat[q_feat, sincos(rel)]))
+  2 x KrigingBlock, each followed by ReLU; out = Conv1x1(ReLU(r + h0)) -> RGB
+KrigingBlock: u = Conv1x1(LN(x)); x = x + Conv1x1(involution(u, K)); x = x + ECA(FFN(LN(x))).
+  K = data kernel (3x3 conv -> ReLU -> 1x1 conv to 9 per group of 8 channels) times the distance kernel
+  exp(-0.5 d2 / l^2) (d2 = squared LR-pixel distance between p and the LR centres picked by its 3x3 HR
+  neighbours; zero-padded at the grid border, i.e. padded neighbours count as centre (0, 0): official).
+Quirks kept for parity: ECA has no sigmoid and pools over the whole query grid, so a pixel depends on
+every other queried pixel; the ECA kernel size follows the official rule (5 for 256 channels).
+The involution is the unfold form (sum over the 9 offsets of kernel * shifted input, in kh-major order,
+as the official CUDA kernel) written with shifted views so the 9x unfolded tensor never exists.
+
+`kernel` selects the ablations of the EQSR paper, Table 2: "both" (NK), "data" (A), "distance" (B).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from eqbench.analysis.flops import declare_flops, involution_flops
+
+from .eqsr_afe import N_FREQ, sincos_encoding
+
+GROUP_CHANNELS = 8  # official: channels sharing one involution kernel
+KERNELS = ("both", "data", "distance")
+
+
+def make_coord_1d(n: int) -> torch.Tensor:
+    """Pixel-centre coordinates -1 + (2k+1)/n in float32, evaluated as the official make_coord does."""
+    r = 1 / n
+    return -1 + r + (2 * r) * torch.arange(n).float()
+
+
+def hr_grid_xy(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """(len(rows), len(cols), 2) grid in (x, y) order, as grid_sample wants."""
+    return torch.stack(torch.meshgrid(cols, rows, indexing="xy"), -1)
+
+
+@declare_flops(lambda u, kernel, out: involution_flops(out.shape, 9))  # products/sums: invisible to FlopCounter
+def involution(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """u (B, C, H, W), kernel (B, G, 3, 3, H, W): channel c uses kernel[c // (C/G)]; zero padding 1."""
+    b, c, h, w = u.shape
+    g = kernel.shape[1]
+    up = F.pad(u, (1, 1, 1, 1)).view(b, g, c // g, h + 2, w + 2)
+    k = kernel.reshape(b, g, 1, 9, h, w)
+    out = None
+    for i in range(9):
+        di, dj = divmod(i, 3)
+        term = k[:, :, :, i] * up[:, :, :, di:di + h, dj:dj + w]
+        out = term if out is None else out + term
+    return out.reshape(b, c, h, w)
+
+
+def channel_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    mu = x.mean(1, keepdim=True)
+    var = x.var(1, keepdim=True, unbiased=False)
+    return (x - mu) / torch.sqrt(var + 1e-5) * weight[:, None, None] + bias[:, None, None]
+
+
+def eca_kernel_size(c: int) -> int:
+    k = int(abs(math.log(c, 2) + 1) / 2)
+    return k if k % 2 else k + 1
+
+
+class KrigingBlock(nn.Module):
+    def __init__(self, dim: int, kernel: str = "both") -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.norm1_w, self.norm1_b = nn.Parameter(torch.ones(dim)), nn.Parameter(torch.zeros(dim))
+        self.conv1 = nn.Conv2d(dim, dim, 1)
+        if kernel != "distance":
+            self.groups = dim // GROUP_CHANNELS
+            self.kernel_reduce = nn.Conv2d(dim, dim // 4, 3, padding=1)
+            self.kernel_expand = nn.Conv2d(dim // 4, 9 * self.groups, 1)
+        self.conv2 = nn.Conv2d(dim, dim, 1)
+        self.norm2_w, self.norm2_b = nn.Parameter(torch.ones(dim)), nn.Parameter(torch.zeros(dim))
+        self.fc1 = nn.Conv2d(dim, 2 * dim, 1)
+        self.fc2 = nn.Conv2d(2 * dim, dim, 1)
+        k = eca_kernel_size(dim)
+        self.eca = nn.Parameter(torch.empty(1, 1, k).uniform_(-k ** -0.5, k ** -0.5))
+
+    def pre_eca(self, x: torch.Tensor, dist: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x after the involution branch, FFN output before the channel weighting)."""
+        u = self.conv1(channel_norm(x, self.norm1_w, self.norm1_b))
+        if self.kernel == "distance":
+            k = dist
+        else:
+            b, _, h, w = u.shape
+            k = self.kernel_expand(F.relu(self.kernel_reduce(u))).view(b, self.groups, 3, 3, h, w)
+            if self.kernel == "both":
+                k = k * dist
+        x = x + self.conv2(involution(u, k))
+        return x, self.fc2(F.gelu(self.fc1(channel_norm(x, self.norm2_w, self.norm2_b))))
+
+    def channel_weights(self, pooled: torch.Tensor) -> torch.Tensor:
+        """ECA without sigmoid (official): pooled (B, C) -> (B, C, 1, 1) raw weights."""
+        pad = (self.eca.shape[-1] - 1) // 2
+        return F.conv1d(pooled.unsqueeze(1), self.eca, padding=pad).squeeze(1)[:, :, None, None]
+
+    def forward(self, x: torch.Tensor, dist: torch.Tensor | None, weights: torch.Tensor | None = None):
+        x, f = self.pre_eca(x, dist)
+        if weights is None:
+            weights = self.channel_weights(F.adaptive_avg_pool2d(f, 1).flatten(1))
+        return x + f * weights
+
+
+class NeuralKriging(nn.Module):
+    """feat (B, C, h, w) -> RGB on the dense (H, W) grid (in the backbone's normalised colour space)."""
+
+    HALO = 2  # rows of context per side: each block has a 3x3 reach (kernel conv and involution)
+
+    def __init__(self, in_dim: int, latent: int = 256, kernel: str = "both") -> None:
+        super().__init__()
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        self.kernel = kernel
+        self.head = nn.Conv2d(in_dim + 2 + 4 * N_FREQ, latent, 1)
+        self.blocks = nn.ModuleList([KrigingBlock(latent, kernel), KrigingBlock(latent, kernel)])
+        self.to_rgb = nn.Conv2d(latent, 3, 1)
+        self.lengthscale = nn.Parameter(torch.tensor(3.0)) if kernel != "data" else None
+
+    def _axes(self, feat: torch.Tensor, out_size: tuple[int, int], window=None) -> dict:
+        """Per-axis query data for the whole grid. Nearest sampling is separable: the LR centre picked
+        for HR pixel (i, j) has x from column j alone and y from row i alone, so the relative-coordinate
+        encodings (80 sin/cos terms) are evaluated once per column and once per row, then broadcast:
+        the same values as evaluating them per pixel, at a fraction of the cost."""
+        b, _, h, w = feat.shape
+        dev, dt = feat.device, feat.dtype
+        xs, ys = make_coord_1d(out_size[1]).to(dev, dt), make_coord_1d(out_size[0]).to(dev, dt)
+        if window is not None:  # a sub-grid of the full frame (official training queries)
+            top, left, height, width = window
+            xs, ys = xs[left:left + width], ys[top:top + height]
+        lr_xy = hr_grid_xy(make_coord_1d(h), make_coord_1d(w)).to(dev, dt).permute(2, 0, 1).unsqueeze(0)
+        # x of the picked centre along row 0, y along column 0 (grid_sample for the official tie rule)
+        qx = F.grid_sample(lr_xy, hr_grid_xy(ys[:1], xs)[None], mode="nearest", align_corners=False)[0, 0]
+        qy = F.grid_sample(lr_xy, hr_grid_xy(ys, xs[:1])[None], mode="nearest", align_corners=False)[0, 1]
+        rel_x, rel_y = (xs - qx[0]) * w, (ys - qy[:, 0]) * h
+        enc_x = sincos_encoding(rel_x.view(1, 1, 1, -1)).expand(b, -1, -1, -1)
+        enc_y = sincos_encoding(rel_y.view(1, 1, -1, 1)).expand(b, -1, -1, -1)
+        return {"xs": xs, "ys": ys, "qx": qx[0], "qy": qy[:, 0], "enc_x": enc_x, "enc_y": enc_y,
+                "lr_wh": (w, h)}
+
+    def _inputs(self, feat: torch.Tensor, ax: dict, r0: int, r1: int):
+        """Head output and distance kernel for HR rows [r0, r1)."""
+        b = feat.shape[0]
+        hq, wq = r1 - r0, ax["xs"].shape[0]
+        xy = hr_grid_xy(ax["ys"][r0:r1], ax["xs"]).unsqueeze(0).expand(b, -1, -1, -1)
+        q_feat = F.grid_sample(feat, xy, mode="nearest", align_corners=False)
+        ex, ey = ax["enc_x"].expand(-1, -1, hq, -1), ax["enc_y"][:, :, r0:r1].expand(-1, -1, -1, wq)
+        enc = torch.stack((ex, ey), 2).reshape(b, -1, hq, wq)  # official order [rx, ry, sin_0 rx, sin_0 ry..]
+        h0 = F.relu(self.head(torch.cat((q_feat, enc), 1)))
+        if self.lengthscale is None:
+            return h0, None
+        q_xy = hr_grid_xy(ax["qy"][r0:r1], ax["qx"]).permute(2, 0, 1).unsqueeze(0).expand(b, -1, -1, -1)
+        p_xy = xy.permute(0, 3, 1, 2)
+        wh = torch.tensor(ax["lr_wh"], dtype=feat.dtype, device=feat.device).view(1, 2, 1, 1, 1)
+        nbr = F.unfold(q_xy, 3, padding=1).view(b, 2, 9, hq, wq)  # zero padding at the grid border
+        d2 = (((nbr - p_xy.unsqueeze(2)) * wh) ** 2).sum(1, keepdim=True)
+        return h0, torch.exp(d2.view(b, 1, 3, 3, hq, wq) / self.lengthscale ** 2 * -0.5)
+
+    def forward(self, feat: torch.Tensor, out_size: tuple[int, int], band_rows: int | None = None,
+                window: tuple[int, int, int, int] | None = None):
+        """RGB on the (H, W) = out_size grid, or on `window` = (top, left, height, width) of it: then the
+        window is the query grid (its edges are grid borders, ECA pools over it), as in official training."""
+        ax = self._axes(feat, out_size, window)
+        if window is not None:
+            out_size = (window[2], window[3])
+        if band_rows is None or band_rows >= out_size[0]:
+            h0, dist = self._inputs(feat, ax, 0, out_size[0])
+            r = F.relu(self.blocks[0](h0, dist))
+            r = F.relu(self.blocks[1](r, dist))
+            return self.to_rgb(F.relu(r + h0))
+        return self._banded(feat, ax, out_size, band_rows)
+
+    def _banded(self, feat: torch.Tensor, ax: dict, out_size: tuple[int, int], band_rows: int):
+        """Three passes over row bands: ECA statistics of block 1, of block 2, then the output.
+        Equal to the one-shot result up to the summation order of the pooled means."""
+        H, W = out_size
+        bands = [(a, min(a + band_rows, H)) for a in range(0, H, band_rows)]
+        weights: list[torch.Tensor] = []
+        for depth in (0, 1):  # pooled FFN statistics of block `depth`, given the weights found so far
+            total = None
+            for a, z in bands:
+                x, lo, hi, dist = self._band_head(feat, ax, out_size, a, z)
+                for i in range(depth):
+                    x = F.relu(self.blocks[i](x, dist, weights[i]))
+                _, f = self.blocks[depth].pre_eca(x, dist)
+                s = f[:, :, lo:hi].sum(dim=(2, 3), dtype=torch.float64)
+                total = s if total is None else total + s
+            weights.append(self.blocks[depth].channel_weights((total / (H * W)).to(feat.dtype)))
+        out = []
+        for a, z in bands:
+            h0, lo, hi, dist = self._band_head(feat, ax, out_size, a, z)
+            r = F.relu(self.blocks[0](h0, dist, weights[0]))
+            r = F.relu(self.blocks[1](r, dist, weights[1]))
+            out.append(self.to_rgb(F.relu(r + h0))[:, :, lo:hi])
+        return torch.cat(out, 2)
+
+    def _band_head(self, feat, ax, out_size, a, z):
+        r0, r1 = max(0, a - self.HALO), min(out_size[0], z + self.HALO)
+        h0, dist = self._inputs(feat, ax, r0, r1)
+        return h0, a - r0, z - r0, dist

@@ -1,0 +1,50 @@
+"""RCAN building blocks (Zhang et al., ECCV 2018): residual groups of residual channel-attention blocks.
+
+Module names follow the official RCAN / ArbSR code (`body.{b}.body.{0,2}` convs, `body.{b}.body.3.conv_du`
+channel attention, group tail conv at index n_blocks), so their checkpoints load without renaming.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .encoders import conv3
+
+
+class ChannelAttention(nn.Module):
+    def __init__(self, n_feats: int, reduction: int) -> None:
+        super().__init__()
+        self.conv_du = nn.Sequential(nn.Conv2d(n_feats, n_feats // reduction, 1), nn.ReLU(True),
+                                     nn.Conv2d(n_feats // reduction, n_feats, 1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.conv_du(x.mean((2, 3), keepdim=True))
+
+
+class RCAB(nn.Module):
+    def __init__(self, n_feats: int, reduction: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv3(n_feats, n_feats), nn.ReLU(True), conv3(n_feats, n_feats),
+                                  ChannelAttention(n_feats, reduction))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResidualGroup(nn.Module):
+    """n_blocks RCABs and a conv, with a skip over the whole group."""
+
+    def __init__(self, n_feats: int, reduction: int, n_blocks: int) -> None:
+        super().__init__()
+        blocks = [RCAB(n_feats, reduction) for _ in range(n_blocks)]
+        self.body = nn.Sequential(*blocks, conv3(n_feats, n_feats))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+RCAN_PRESETS = {
+    "rcan": dict(n_resgroups=10, n_resblocks=20, n_feats=64, reduction=16),
+    "rcan-tiny": dict(n_resgroups=2, n_resblocks=3, n_feats=32, reduction=8),
+}

@@ -1,0 +1,188 @@
+"""The three `eqbench analyze` jobs: one frozen config in, results into an AnalysisStore.
+
+Every job builds one model at a time and frees it before the next.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..protocol import EvalProtocol
+from ..scales import Scale
+from .store import AnalysisStore
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    methods: tuple[str, ...]
+    scales: tuple[Scale, ...]
+    datasets: tuple[str, ...]
+    protocol: EvalProtocol
+    out: Path
+    size: str = "paper"
+    weights: tuple[tuple[str, str], ...] = ()
+    data_root: str | None = None
+    limit: int | None = None
+    device: str = "cpu"
+    seed: int = 0
+    random_init: bool = False
+    # cka
+    crops: int = 64
+    crop_size: int = 48
+    batch_size: int = 16
+    # profile
+    input_sizes: tuple[int, ...] = (100,)
+    memory_input: int = 100
+    memory_scale: Scale = Scale(4.0, 4.0)
+    timing_scale: Scale = Scale(4.0, 4.0)
+    min_run_time: float = 0.2
+    min_measurements: int = 3
+    timing: bool = True
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d |= {"scales": [s.as_list() for s in self.scales], "protocol": self.protocol.id, "out": str(self.out),
+              "memory_scale": self.memory_scale.as_list(), "timing_scale": self.timing_scale.as_list(),
+              "weights": dict(self.weights)}  # fmt: skip
+        return d
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _images(cfg: AnalysisConfig, ds: str, store: AnalysisStore):
+    from ..data.datasets import locate
+    from ..data.io import load_image
+
+    st = locate(ds, cfg.data_root)
+    files = list(st.files[: cfg.limit] if cfg.limit else st.files)
+    store.add_dataset(ds, files, str(st.folder), st.spec.source)
+    return [(p.stem, load_image(p)) for p in files]
+
+
+def _build(name: str, cfg: AnalysisConfig):
+    import torch
+
+    from ..method import create_method
+
+    torch.manual_seed(cfg.seed)
+    model = create_method(name, size=cfg.size if name != "bicubic" else "paper")
+    weights = dict(cfg.weights)
+    if name in weights:
+        from ..checkpoint import load_weights
+
+        load_weights(model, weights[name])
+    return model.to(cfg.device).eval()
+
+
+def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> None:
+    from .equivariance import EQ_S_MAX_DB, eq_s_details
+    from .plots import eq_s_curves
+
+    methods = cfg.methods if "bicubic" in cfg.methods else ("bicubic", *cfg.methods)
+    data = {ds: _images(cfg, ds, store) for ds in cfg.datasets}
+    curves: dict[str, dict] = {ds: {} for ds in data}
+    for m in methods:
+        model = _build(m, cfg)
+        for ds, images in data.items():
+            c = curves[ds].setdefault(m, {"scale": [], "eq-s": [], "psnr-y": []})
+            for s in cfg.scales:
+                r = eq_s_details(model, images, s, protocol=cfg.protocol, device=cfg.device)
+                store.add_rows([
+                    {"kind": kind, "method": m, "dataset": ds, "scale": s.as_list(), "metric": metric,
+                     "value": r.mean(metric), "n_images": len(r.per_image), "protocol": cfg.protocol.id,
+                     "images": {k: v[metric] for k, v in r.per_image.items()}, "skipped": r.skipped,
+                     "crops": {k: list(v) for k, v in r.crops.items()}}
+                    for kind, metric in (("equivariance", "eq-s"), ("equivariance-ref", "psnr-y"))
+                ])  # fmt: skip
+                c["scale"].append(s.h if s.symmetric else (s.h * s.w) ** 0.5)
+                c["eq-s"].append(r.eq_s)
+                c["psnr-y"].append(r.psnr_y)
+                _log(f"  {m:>10} {ds:>8} x{s.label():<6} EQ_S {r.eq_s:8.4f} dB   PSNR-Y {r.psnr_y:8.4f} dB  "
+                     f"({len(r.per_image)} images)")  # fmt: skip
+            store.save()
+        del model
+        gc.collect()
+    for ds, c in curves.items():
+        figs = eq_s_curves(c, cfg.out / "figures" / f"eq_s_{ds}", title=f"EQ_S on {ds} ({cfg.protocol.id})")
+        doc = {"protocol": cfg.protocol.id, "curves": c, "figures": [str(p) for p in figs], "max_db": EQ_S_MAX_DB}
+        store.set_analysis("equivariance", ds, doc, cfg.to_dict())
+
+
+def run_cka(cfg: AnalysisConfig, store: AnalysisStore) -> None:
+    from .cka import GramStore
+    from .plots import cka_heatmap, layer_scale_heatmap
+    from .taps import collect_grams, cross_matrix, sample_crops, scale_cka
+
+    images = [im for ds in cfg.datasets for _, im in _images(cfg, ds, store)]
+    crops = sample_crops(images, cfg.crops, cfg.crop_size, seed=cfg.seed)
+    grams, taps = GramStore(), {}
+    for m in cfg.methods:
+        model = _build(m, cfg)
+        taps[m] = collect_grams(grams, m, model, crops, cfg.scales, batch_size=cfg.batch_size, device=cfg.device)
+        del model
+        gc.collect()
+    figs_dir, entries = cfg.out / "figures", []
+    common = {"n_crops": cfg.crops, "estimator": "minibatch linear CKA (unbiased HSIC_1)",
+              "config": cfg.to_dict(), "provenance": store.provenance}  # fmt: skip
+
+    def add(entry: dict, stem: str, **labels) -> None:
+        paths = cka_heatmap(entry["matrix"], entry["ylabels"], entry["xlabels"], figs_dir / stem,
+                            title=entry["title"], **labels)  # fmt: skip
+        entries.append(entry | common | {"figures": [str(p) for p in paths]})
+
+    for m in cfg.methods:
+        res = scale_cka(grams, m, taps[m], cfg.scales, cfg.crops)
+        rows = [f"x{p.replace('-', ' vs x')}" for p in res.per_layer]
+        paths = layer_scale_heatmap(res.per_layer, res.taps, figs_dir / f"cka_{m}_layers_across_scales",
+                                    title=f"{m}: CKA of each layer between scales")  # fmt: skip
+        entries.append({"kind": "layers-across-scales", "method": m, "title": f"{m}: CKA of each layer between "
+                        "scales (EQSR Fig. 2a)", "matrix": list(res.per_layer.values()), "ylabels": rows,
+                        "xlabels": list(res.taps), "scale_pairs": list(res.per_layer)} | common
+                       | {"figures": [str(p) for p in paths]})  # fmt: skip
+        for pair, mat in res.matrices.items():
+            sa, sb = pair.split("-")
+            add({"kind": "layer-by-layer", "method": m, "scales": [sa, sb], "matrix": mat,
+                 "title": f"{m}: layer x layer CKA, x{sa} (rows) vs x{sb}", "ylabels": list(res.taps),
+                 "xlabels": list(res.taps)}, f"cka_{m}_x{sa}_vs_x{sb}", ylabel=f"x{sa}", xlabel=f"x{sb}")  # fmt: skip
+            _log(f"  {m:>10} x{pair:<6} " + " ".join(f"{v:.3f}" for v in res.per_layer[pair]))
+    for i, ma in enumerate(cfg.methods):
+        for mb in cfg.methods[i + 1 :]:
+            for s in cfg.scales:
+                lab = s.label()
+                add({"kind": "between-methods", "methods": [ma, mb], "scales": [lab, lab],
+                     "matrix": cross_matrix(grams, (ma, lab), taps[ma], (mb, lab), taps[mb]),
+                     "title": f"CKA {ma} (rows) vs {mb}, x{lab}", "ylabels": list(taps[ma]),
+                     "xlabels": list(taps[mb])}, f"cka_{ma}_vs_{mb}_x{lab}", ylabel=ma, xlabel=mb)  # fmt: skip
+    store.put_entries("cka", entries, ("kind", "method", "methods", "scales"))
+
+
+def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> None:
+    from ..protocol import get_protocol
+    from .profile import ProfileConfig, display_row, profile_method, table3
+
+    if cfg.weights:
+        _log("eqbench: note: profiles use random weights; --weights is ignored")
+    timing = tuple(_images(cfg, cfg.datasets[0], store)) if cfg.timing else ()
+    profiles = []
+    for m in cfg.methods:
+        pcfg = ProfileConfig(
+            method=m, size=cfg.size if m != "bicubic" else "paper",
+            flop_inputs=tuple((n, n) for n in cfg.input_sizes), flop_scales=cfg.scales,
+            memory_input=(cfg.memory_input, cfg.memory_input), memory_scale=cfg.memory_scale,
+            timing_scale=cfg.timing_scale, timing_images=timing, timing_dataset=cfg.datasets[0] if timing else "",
+            protocol=get_protocol(cfg.protocol), min_run_time=cfg.min_run_time,
+            min_measurements=cfg.min_measurements, device=cfg.device, seed=cfg.seed,
+        )  # fmt: skip
+        prof = profile_method(pcfg)
+        profiles.append(prof)
+        store.set_analysis("profile_details", f"{m}@{pcfg.size}", prof, cfg.to_dict())
+        store.put_entries("profile", [display_row(prof)], ("method",))
+        store.save()
+    table = table3(profiles)
+    store.doc["analyses"]["profile_table"] = {"text": table, "methods": [p["method"] for p in profiles]}
+    print(table)

@@ -1,0 +1,224 @@
+"""Model profiles: parameters, FLOPs per input size and scale, latency, peak memory.
+
+One method at a time: `profile_method` builds the model, counts parameters and FLOPs, times it, and
+deletes it before the CPU memory measurement, which runs in a fresh process that builds its own copy;
+so no more than one model is held at any time. Profiles use randomly initialised weights (weights do
+not change size, FLOPs, time or memory).
+
+Latency uses torch.utils.benchmark: a warm-up call, then Timer.blocked_autorange (blocks of calls
+until `min_run_time` has passed); each measurement is the time per call of a block. Reported: median
+and interquartile range per input, the thread count and the device. On CUDA the timed function
+synchronises the device (and the benchmark timer synchronises too). The dataset time is the mean of
+the per-image medians over the dataset's LR images at the timing scale, as in the ArbSR paper's
+Table 3 (which averages over B100).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.utils.benchmark as benchmark
+
+from ..data.pairs import TooSmall, make_pair
+from ..errors import EqbenchError
+from ..protocol import EvalProtocol
+from ..scales import Scale
+from .flops import UNIT, count_flops
+from .memory import cpu_peak_subprocess, cuda_peak_bytes
+
+
+def count_parameters(model: torch.nn.Module) -> dict[str, int]:
+    params = list(model.parameters())
+    return {
+        "total": sum(p.numel() for p in params),
+        "trainable": sum(p.numel() for p in params if p.requires_grad),
+    }
+
+
+def _call(model, lr: torch.Tensor, out_size: tuple[int, int]):
+    device = lr.device
+
+    def fn():
+        with torch.inference_mode():
+            model.upsample(lr, out_size)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    return fn
+
+
+def measure_latency(
+    model,
+    lr: torch.Tensor,
+    out_size: Sequence[int],
+    *,
+    min_run_time: float = 0.2,
+    warmup: int = 1,
+    min_measurements: int = 3,
+) -> dict:
+    """Median and IQR (seconds per call) of model.upsample(lr, out_size) with torch.utils.benchmark.
+
+    A slow call fills `min_run_time` with one measurement, whose IQR is 0 and says nothing: further
+    blocks of the same size are timed until there are `min_measurements`.
+    """
+    out_size = (int(out_size[0]), int(out_size[1]))
+    fn = _call(model, lr, out_size)
+    for _ in range(max(0, warmup)):
+        fn()
+    timer = benchmark.Timer(
+        stmt="fn()",
+        globals={"fn": fn},
+        num_threads=torch.get_num_threads(),
+        label=getattr(model, "method_name", type(model).__name__),
+        sub_label=f"{tuple(lr.shape[-2:])}->{out_size}",
+    )
+    parts = [timer.blocked_autorange(min_run_time=min_run_time)]
+    while sum(len(p.times) for p in parts) < min_measurements:
+        parts.append(timer.timeit(parts[0].number_per_run))
+    m = benchmark.Measurement.merge(parts)[0] if len(parts) > 1 else parts[0]
+    return {
+        "median_s": float(m.median),
+        "iqr_s": float(m.iqr),
+        "n_measurements": len(m.times),
+        "calls_per_measurement": int(m.number_per_run),
+        "threads": torch.get_num_threads(),
+        "device": str(lr.device),
+    }
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """What to profile for one method; built once at the CLI edge."""
+
+    method: str
+    size: str = "paper"
+    options: tuple[tuple[str, object], ...] = ()
+    flop_inputs: tuple[tuple[int, int], ...] = ((100, 100),)
+    flop_scales: tuple[Scale, ...] = (Scale(4.0, 4.0),)
+    memory_input: tuple[int, int] = (100, 100)
+    memory_scale: Scale = Scale(4.0, 4.0)
+    timing_scale: Scale = Scale(4.0, 4.0)
+    timing_images: tuple[tuple[str, np.ndarray], ...] = field(default=(), repr=False, compare=False)
+    timing_dataset: str = ""
+    protocol: EvalProtocol | None = None
+    min_run_time: float = 0.2
+    min_measurements: int = 3
+    device: str = "cpu"
+    seed: int = 0
+
+
+def _out(hw: tuple[int, int], s: Scale) -> tuple[int, int]:
+    return int(round(hw[0] * s.h)), int(round(hw[1] * s.w))
+
+
+def dataset_latency(model, cfg: ProfileConfig) -> dict:
+    per_image, skipped = {}, []
+    dtype, device = model.eval_dtype, torch.device(cfg.device)
+    for name, img in cfg.timing_images:
+        try:
+            pair = make_pair(name, img, cfg.timing_scale, cfg.protocol)
+        except TooSmall:
+            skipped.append(name)
+            continue
+        lr = pair.lr.unsqueeze(0).to(device=device, dtype=dtype)
+        per_image[name] = measure_latency(
+            model, lr, pair.out_size, min_run_time=cfg.min_run_time, min_measurements=cfg.min_measurements
+        )
+    if not per_image:
+        raise EqbenchError(f"no timing image is large enough for scale {cfg.timing_scale.label()}")
+    return {
+        "dataset": cfg.timing_dataset,
+        "scale": cfg.timing_scale.as_list(),
+        "mean_median_s": float(np.mean([v["median_s"] for v in per_image.values()])),
+        "n_images": len(per_image),
+        "skipped": skipped,
+        "per_image": per_image,
+    }
+
+
+def profile_method(cfg: ProfileConfig) -> dict:
+    from ..method import create_method
+
+    torch.manual_seed(cfg.seed)
+    options = dict(cfg.options)
+    model = create_method(cfg.method, size=cfg.size, **options).to(cfg.device).eval()
+    doc: dict = {
+        "method": cfg.method,
+        "size": cfg.size,
+        "options": options,
+        "device": cfg.device,
+        "threads": torch.get_num_threads(),
+        "params": count_parameters(model),
+        "flops_unit": UNIT,
+        "flops": [
+            count_flops(model, hw, _out(hw, s)).to_dict() | {"scale": s.as_list()}
+            for hw in cfg.flop_inputs
+            for s in cfg.flop_scales
+        ],
+    }
+    if cfg.timing_images:
+        doc["latency"] = dataset_latency(model, cfg)
+    mem_out = _out(cfg.memory_input, cfg.memory_scale)
+    memory = {"lr": list(cfg.memory_input), "out": list(mem_out), "scale": cfg.memory_scale.as_list()}
+    if torch.device(cfg.device).type == "cuda":
+        lr = torch.rand(1, 3, *cfg.memory_input, device=cfg.device, dtype=model.eval_dtype)
+        memory |= {
+            "peak_bytes": cuda_peak_bytes(_call(model, lr, mem_out), torch.device(cfg.device)),
+            "how": "cuda max_memory_allocated over the allocated baseline",
+        }
+        del lr
+        del model
+    else:
+        del model
+        gc.collect()
+        r = cpu_peak_subprocess(cfg.method, cfg.size, options, cfg.memory_input, mem_out)
+        memory |= {
+            "peak_bytes": r["delta_bytes"],
+            "how": f"cpu peak RSS delta in a fresh process ({r['rss_method']})",
+            "baseline_rss_bytes": r["baseline_bytes"],
+        }
+    doc["memory"] = memory
+    return doc
+
+
+def _si(v: float, unit: str = "") -> str:
+    for div, suf in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(v) >= div:
+            return f"{v / div:.3g}{suf}{unit}"
+    return f"{v:.3g}{unit}"
+
+
+def display_row(p: dict) -> dict[str, str]:
+    """One method's Table 3 entries as display strings: params, memory, time, FLOPs at the memory input."""
+    mem = p["memory"]
+    row = {"method": p["method"] if p["size"] == "paper" else f"{p['method']} ({p['size']})",
+           "params": _si(p["params"]["total"]),
+           f"memory ({mem['lr'][0]}x{mem['lr'][1]}, x{Scale(*mem['scale']).label()})": _si(mem["peak_bytes"], "B")}
+    lat = p.get("latency")
+    if lat:
+        key = f"time ({lat['dataset'] or 'dataset'} x{Scale(*lat['scale']).label()}, mean)"
+        row[key] = f"{lat['mean_median_s']:.3g}s"
+    f = next((f for f in p["flops"] if (f["lr"], f["scale"]) == (mem["lr"], mem["scale"])), p["flops"][0])
+    row[f"FLOPs ({f['lr'][0]}x{f['lr'][1]}, x{Scale(*f['scale']).label()})"] = _si(f["flops"])
+    row["device"] = f"{p['device']}, {p['threads']} threads"
+    return row
+
+
+def table3(profiles: Sequence[dict]) -> str:
+    """Methods as columns; params, memory, time and FLOPs as rows (the ArbSR paper's Table 3 shape)."""
+    if not profiles:
+        return ""
+    rows = [display_row(p) for p in profiles]
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in ("method", "device")]
+    head = ["", *[r["method"] for r in rows]]
+    body = [[k, *[r.get(k, "-") for r in rows]] for k in keys]
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    lines = [
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in [head, *body]
+    ]
+    return "\n".join([*lines, f"device {rows[0]['device']}; FLOPs: 1 MAC = 2 FLOPs"])

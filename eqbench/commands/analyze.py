@@ -1,0 +1,109 @@
+"""eqbench analyze: scale equivariance (EQ_S), layer similarity across scales (CKA), model profiles.
+
+Results go into results.json in --out (the schema `eqbench run` writes; an existing file there gets
+the analysis added), figures into --out/figures as PNG and SVG.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import EqbenchError
+from .common import add_data_root, parse_weights
+from .run import PARAMETER_FREE, default_datasets
+
+NAME = "analyze"
+HELP = "EQ_S equivariance curves, CKA across scales, model profiles"
+EXAMPLES = """examples:
+  eqbench analyze equivariance --methods bicubic --datasets Set5 --scales 2 2.5 3 4 \\
+      --data-root ../shared/datasets --out out/eq
+  eqbench analyze cka --methods liif --size tiny --weights liif=liif_tiny.safetensors --datasets Set14 \\
+      --scales 2 3 4 --crops 64 --data-root ../shared/datasets --out out/cka
+  eqbench analyze cka --methods liif lte --size tiny --random-init --scales 2 3 4 --out out/cka-smoke
+  eqbench analyze profile --methods bicubic liif --input-sizes 48 100 --scales 2 4 --datasets Set5 \\
+      --data-root ../shared/datasets --out out/profile"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("analysis", choices=["equivariance", "cka", "profile"])
+    p.add_argument("--methods", nargs="+", required=True, help="method names (equivariance always adds bicubic)")
+    p.add_argument("--scales", nargs="+", default=["2", "3", "4"],
+                   help="2, 2.5, or HxW like 1.5x4 (profile: the FLOPs scales)")
+    p.add_argument("--size", default="paper", help="model preset: paper or tiny")
+    p.add_argument("--weights", nargs="*", default=[], metavar="METHOD=PATH",
+                   help="weights per method (equivariance, cka; profiles use random weights)")
+    p.add_argument("--random-init", action="store_true",
+                   help="equivariance/cka: analyse learned methods without --weights (smoke tests)")
+    p.add_argument("--datasets", "--dataset", nargs="+", dest="datasets",
+                   help="EQ_S per dataset; CKA crops from all; profile timing on the first (default: Set5 "
+                   "Set14 when the data root has them, else the embedded 'samples')")
+    p.add_argument("--protocol", default="matlab", help="evaluation protocol for f and scoring (EQ_S, timing)")
+    p.add_argument("--limit", type=int, help="at most N images per dataset")
+    p.add_argument("--crops", type=int, default=64, help="cka: number of LR crops")
+    p.add_argument("--crop-size", type=int, default=48, help="cka: LR crop side in pixels")
+    p.add_argument("--batch-size", type=int, default=16, help="cka: crops per minibatch (>= 4)")
+    p.add_argument("--input-sizes", nargs="+", type=int, default=[100], help="profile: square LR sides for FLOPs")
+    p.add_argument("--memory-input", type=int, default=100, help="profile: square LR side for peak memory")
+    p.add_argument("--memory-scale", default="4", help="profile: scale for peak memory")
+    p.add_argument("--timing-scale", default="4", help="profile: scale of the timed dataset LR images")
+    p.add_argument("--min-run-time", type=float, default=0.2, help="profile: seconds of timing per image")
+    p.add_argument("--min-measurements", type=int, default=3, help="profile: timed blocks per image (>= 1)")
+    p.add_argument("--no-timing", action="store_true", help="profile: skip the latency measurement")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder (results.json and figures/ go there)")
+    add_data_root(p)
+
+
+def config_from_args(a: argparse.Namespace):
+    """Validate everything before any work and build the frozen AnalysisConfig."""
+    from ..analysis.jobs import AnalysisConfig
+    from ..method import method_entry
+    from ..protocol import get_protocol
+    from ..scales import parse_scale
+
+    methods = tuple(dict.fromkeys(a.methods))
+    for m in methods:
+        method_entry(m)
+    weights = dict(parse_weights(a.weights))
+    for m in weights:
+        if m not in methods:
+            raise EqbenchError(f"--weights names {m!r}, which is not among --methods {' '.join(methods)}")
+    if a.analysis != "profile" and not a.random_init:
+        # EQ_S and CKA of untrained weights say nothing about a method: no silent random initialisation.
+        missing = [m for m in methods if m not in PARAMETER_FREE and m not in weights]
+        if missing:
+            raise EqbenchError(f"no weights for {', '.join(missing)}: pass --weights {missing[0]}=PATH "
+                               "(or --random-init to analyse untrained weights, e.g. for a smoke test)")
+    for name, v, low in (("--limit", a.limit, 1), ("--crops", a.crops, 4), ("--crop-size", a.crop_size, 1),
+                         ("--batch-size", a.batch_size, 4), ("--memory-input", a.memory_input, 1),
+                         ("--min-measurements", a.min_measurements, 1)):
+        if v is not None and v < low:
+            raise EqbenchError(f"{name} must be at least {low}, got {v}")
+    if any(n < 1 for n in a.input_sizes):
+        raise EqbenchError(f"--input-sizes must be positive, got {a.input_sizes}")
+    out = Path(a.out)
+    if out.exists() and not out.is_dir():
+        raise EqbenchError(f"--out {out} exists and is not a folder")
+    return AnalysisConfig(
+        methods=methods, scales=tuple(dict.fromkeys(parse_scale(s) for s in a.scales)),
+        datasets=tuple(dict.fromkeys(a.datasets or default_datasets(a.data_root))),
+        protocol=get_protocol(a.protocol), out=out, size=a.size, weights=tuple(weights.items()),
+        data_root=a.data_root, limit=a.limit, device=a.device, seed=a.seed, random_init=a.random_init,
+        crops=a.crops, crop_size=a.crop_size, batch_size=a.batch_size, input_sizes=tuple(a.input_sizes),
+        memory_input=a.memory_input, memory_scale=parse_scale(a.memory_scale),
+        timing_scale=parse_scale(a.timing_scale), min_run_time=a.min_run_time,
+        min_measurements=a.min_measurements, timing=not a.no_timing,
+    )  # fmt: skip
+
+
+def run(a: argparse.Namespace) -> int:
+    from ..analysis import jobs
+    from ..analysis.store import AnalysisStore
+
+    cfg = config_from_args(a)
+    store = AnalysisStore(cfg.out, device=cfg.device, seed=cfg.seed, config={"analysis": a.analysis, **cfg.to_dict()})
+    {"equivariance": jobs.run_equivariance, "cka": jobs.run_cka, "profile": jobs.run_profile}[a.analysis](cfg, store)
+    print(f"wrote {store.save()}")
+    return 0

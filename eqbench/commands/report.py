@@ -1,0 +1,54 @@
+"""eqbench report: an HTML page (or markdown/CSV tables) rendered from a results.json alone."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import EqbenchError
+
+NAME = "report"
+HELP = "render results.json as HTML (or markdown/CSV tables)"
+EXAMPLES = """examples:
+  eqbench report runs/eval/results.json -o report.html
+  eqbench report runs/eval/results.json --format md
+  eqbench report runs/eval/results.json --format csv --metric ssim-y -o ssim.csv"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", help="a results.json written by eqbench run / analyze")
+    p.add_argument("-o", "--output", help="output file (default: report.html beside results.json; md/csv: stdout)")
+    p.add_argument("--format", choices=["html", "md", "csv"], default="html")
+    p.add_argument("--metric", default="psnr-y", help="for md/csv: which metric's table")
+    p.add_argument("--reference", help="method the relative plots subtract (default: the first learned method)")
+    p.add_argument("--no-published", action="store_true", help="leave out the block of published numbers")
+
+
+def run(a: argparse.Namespace) -> int:
+    from ..metrics import METRICS
+    from ..run.results import load_results, write_text_atomic
+    from .report_impl import render_tables
+
+    doc = load_results(a.results)
+    if a.format == "html":
+        from ..report.html import render
+
+        html = render(doc, reference=a.reference, published=not a.no_published)
+        out = Path(a.output) if a.output else Path(a.results).with_name("report.html")
+        write_text_atomic(out, html)
+        print(f"wrote {out}")
+        return 0
+    if a.metric not in METRICS:
+        from ..errors import unknown_name
+
+        raise unknown_name("metric", a.metric, METRICS)
+    text = render_tables(doc, a.metric, a.format)
+    if not text:
+        raise EqbenchError(f"{a.results} has no {a.metric!r} rows")
+    if a.output:
+        write_text_atomic(Path(a.output), text)
+        print(f"wrote {a.output}")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0

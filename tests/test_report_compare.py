@@ -1,0 +1,99 @@
+"""`eqbench report` and `eqbench compare` on small results files made by the runner."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from eqbench.cli import main
+from eqbench.report.tables import build_table
+from eqbench.run.results import load_results, write_json_atomic
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for ds in ("Set5", "Set14"):
+        (root / ds).mkdir()
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 256, (64, 60, 3), dtype=np.uint8)).save(root / ds / f"{i}.png")
+    out = tmp_path_factory.mktemp("run")
+    code = main(["run", "--methods", "bicubic", "liif", "--random-init", "--size", "tiny", "--datasets", "Set5",
+                 "Set14", "--scales", "2", "3", "6", "1.5x4", "--data-root", str(root), "--out", str(out)])
+    assert code == 0
+    return out / "results.json"
+
+
+def test_table_marks_best_and_second(results):
+    doc = load_results(results)
+    t = build_table(doc, "psnr-y")
+    assert t.methods == ["bicubic", "liif"]
+    assert ("Set5", "6*") in t.columns and ("Set5", "2") in t.columns
+    for col in t.columns:
+        ranks = t.ranks(col)
+        assert sorted(ranks.values()) in ([1, 2], [1, 1])
+
+
+def test_html_report_is_self_contained(results, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", str(results), "-o", str(out)]) == 0
+    html = out.read_text()
+    assert "PSNR-Y (dB)" in html and "SSIM-Y" in html and 'class="best' in html and 'class="second' in html
+    assert "data:image/png;base64," in html and "Provenance" in html and "Published PSNR-Y" in html
+    assert "http://" not in html and "https://" not in html  # no network assets
+
+
+@pytest.mark.parametrize("fmt", ["md", "csv"])
+def test_table_formats(results, capsys, fmt):
+    assert main(["report", str(results), "--format", fmt, "--metric", "ssim-y"]) == 0
+    text = capsys.readouterr().out
+    assert "bicubic" in text and ("Set14 x1.5x4" in text)
+
+
+def test_compare_gates_on_regressions(results, tmp_path, capsys):
+    doc = load_results(results)
+    assert main(["compare", str(results), "--baseline", str(results)]) == 0
+    worse = copy.deepcopy(doc)
+    row = next(r for r in worse["rows"] if r["metric"] == "psnr-y" and r["method"] == "liif")
+    row["value"] -= 0.2
+    p = tmp_path / "worse.json"
+    write_json_atomic(p, worse)
+    md = tmp_path / "summary.md"
+    assert main(["compare", str(p), "--baseline", str(results), "--tolerance", "0.05", "--markdown", str(md)]) == 1
+    out = capsys.readouterr().out
+    assert "regression" in out and "-0.2000" in out
+    assert md.read_text().startswith("**eqbench compare**")
+    assert main(["compare", str(p), "--baseline", str(results), "--tolerance", "0.3"]) == 0
+    # an SSIM drop is a regression too; a missing cell fails unless allowed
+    fewer = copy.deepcopy(doc)
+    fewer["rows"] = [r for r in fewer["rows"] if r["dataset"] != "Set14"]
+    write_json_atomic(p, fewer)
+    assert main(["compare", str(p), "--baseline", str(results)]) == 1
+    assert main(["compare", str(p), "--baseline", str(results), "--allow-missing"]) == 0
+
+
+def test_compare_and_report_bad_input(results, tmp_path, capsys):
+    doc = load_results(results)
+    other = copy.deepcopy(doc)
+    other["config"]["protocol"] = "liif@1"
+    for r in other["rows"]:
+        r["protocol"] = "liif@1"
+    p = tmp_path / "other.json"
+    write_json_atomic(p, other)
+    assert main(["compare", str(p), "--baseline", str(results)]) == 2
+    assert "not comparable" in capsys.readouterr().err
+    trunc = tmp_path / "trunc.json"
+    trunc.write_text(results.read_text()[:100])
+    assert main(["report", str(trunc)]) == 2
+    assert "corrupt or truncated" in capsys.readouterr().err
+    newer = dict(doc, schema_version=99)
+    (tmp_path / "newer.json").write_text(json.dumps(newer))
+    assert main(["compare", str(tmp_path / "newer.json"), "--baseline", str(results)]) == 2
+    assert "newer" in capsys.readouterr().err
+    assert main(["report", str(results), "--format", "md", "--metric", "psnr"]) == 2
+    assert "did you mean" in capsys.readouterr().err
