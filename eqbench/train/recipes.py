@@ -195,7 +195,7 @@ def get_recipe(method: str, name: str, query_modes: tuple[str, ...] = ()) -> Rec
     Methods without their own recipes get the generic ones, chosen by what `query_modes` allows."""
     from .table import recipes_for
 
-    if name.endswith((".yaml", ".yml")) or Path(name).is_file():
+    if name.endswith((".yaml", ".yml")):
         r = load_recipe_file(Path(name))
         if r.method not in (method, "*"):
             raise EqbenchError(f"recipe {name} is for method {r.method!r}, not {method!r}")

@@ -106,7 +106,10 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[s
 
 
 class EMA:
-    """Exponential moving average of the parameters (BasicSR's model_ema: buffers are copied)."""
+    """Exponential moving average of the parameters, updated after every step as BasicSR's model_ema.
+
+    Buffers (BatchNorm statistics) are copied from the model; BasicSR leaves the EMA copy's initial ones
+    (no EQSR module has such buffers that change)."""
 
     def __init__(self, method: nn.Module, decay: float) -> None:
         self.decay = float(decay)

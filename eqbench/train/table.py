@@ -5,9 +5,13 @@ official schedules are converted at 1000 iterations per epoch (DIV2K x20 repeats
 LIIF/LTE; MetaSR and ArbSR define 1000 iterations per epoch themselves).
 
 `cpu`: what makes a useful `tiny` model on two CPU cores within 30 minutes (BSD68 + SunHays80): the
-method's own batch builder and LR resize, batch 8, 2000 iterations (a LIIF/LTE tiny iteration costs
-~1.2 s of CPU at batch 8), a higher learning rate (tiny models tolerate it, and would not converge
-at 1e-4 in 2000 steps) with two late x0.5 steps, and no EMA (a 0.999 average lags a short run).
+method's own batch builder and LR resize, batch 8, 2000 iterations, a higher learning rate (4e-4;
+1e-3 for LIIF/LTE: tiny models tolerate it, and would not converge at 1e-4 in 2000 steps) with two
+late x0.5 steps, and no EMA (a 0.999 average lags a short run). Patch sizes are cut where the dense
+supervision would not fit the budget (CPU seconds per iteration at batch 8, measured on the loaded
+2-core machine): LIIF/LTE tiny ~1.2 (48 LR, 2304 px); MetaSR tiny ~1.2 at LR 24 (50: HR patches up
+to 200^2 cost ~20 s); ArbSR tiny ~1.0 at LR 32; EQSR tiny 12-16 s at 48 while it has no `query_points`
+(the whole crop is decoded to supervise the window), hence LR/window 32.
 
 A method without its own entry gets the generic recipes (`*`), whose sampler follows what the method
 can do: LIIF-style points for `query_modes` with "points", EQSR windows for "grid", else pairs.
@@ -78,7 +82,9 @@ _ARBSR_PAPER = {
 }
 
 RECIPES: dict[str, dict[str, dict]] = {
-    "liif": {"paper": _LIIF_PAPER, "cpu": _cpu(_LIIF_SAMPLER, loss_weight=2.0)},
+    # LIIF/LTE cpu: lr 1e-3 (measured on liif tiny, same batches: training L1 ~15% below lr 4e-4 after
+    # 100-140 iterations).
+    "liif": {"paper": _LIIF_PAPER, "cpu": _cpu(_LIIF_SAMPLER, lr=1e-3, loss_weight=2.0)},
     "lte": {
         "paper": {**_LIIF_PAPER, "source": "lte:configs/train-div2k/train_edsr-baseline-lte.yaml"},
         "paper-swinir": {
@@ -87,28 +93,28 @@ RECIPES: dict[str, dict[str, dict]] = {
             "phases": [{"name": "main", "iters": 500 * K, "lr": 2e-4, "data": ["DIV2K-train"],
                         "milestones": [250 * K, 400 * K, 450 * K, 475 * K], "gamma": 0.5}],
         },
-        "cpu": _cpu(_LIIF_SAMPLER, loss_weight=2.0),
+        "cpu": _cpu(_LIIF_SAMPLER, lr=1e-3, loss_weight=2.0),
     },
     "metasr": {
         "paper": _METASR_PAPER,
         "paper-liif": {**_LIIF_PAPER, "source": "liif:configs/train-div2k/train_edsr-baseline-metasr.yaml"},
-        "cpu": _cpu(_PAIRS_SAMPLER),
+        "cpu": _cpu({**_PAIRS_SAMPLER, "lr_size": 24}),
     },
     "arbsr": {
         "paper": _ARBSR_PAPER,
         "paper-kt": {**_ARBSR_PAPER, "knowledge_transfer": 1.0,
                      "notes": "ArbSR paper Sec. 3.3: + lambda * L1(student, fixed-scale teacher features)"},
-        "cpu": _cpu({**_PAIRS_SAMPLER, "scales": ARBSR_SCALES}),
+        "cpu": _cpu({**_PAIRS_SAMPLER, "scales": ARBSR_SCALES, "lr_size": 32}),
     },
-    "eqsr": {"paper": _EQSR_PAPER, "cpu": _cpu(_EQSR_SAMPLER)},
+    "eqsr": {"paper": _EQSR_PAPER, "cpu": _cpu({**_EQSR_SAMPLER, "lr_size": 32, "window": 32})},
 }
 for _alias in ("eqsr-edsr", "eqsr-swinir"):
     RECIPES[_alias] = RECIPES["eqsr"]
 
 GENERIC = {
     "liif": {"cpu": _cpu(_LIIF_SAMPLER)},
-    "eqsr": {"cpu": _cpu(_EQSR_SAMPLER)},
-    "pairs": {"cpu": _cpu(_PAIRS_SAMPLER)},
+    "eqsr": {"cpu": _cpu({**_EQSR_SAMPLER, "lr_size": 32, "window": 32})},
+    "pairs": {"cpu": _cpu({**_PAIRS_SAMPLER, "lr_size": 32})},
 }
 
 

@@ -14,7 +14,7 @@ import torch
 
 import eqbench
 from eqbench.train.data import BatchPlan, make_loader, single_threaded
-from eqbench.train.recipes import get_recipe
+from eqbench.train.recipes import get_recipe, with_overrides
 from eqbench.train.step import TrainForward, train_step
 
 
@@ -37,10 +37,10 @@ def images(data_root):
     return [load_image(p) for p in files]
 
 
-def _step_fn(name: str, size: str, recipe_name: str, images):
+def _step_fn(name: str, size: str, recipe_name: str, images, batch: int | None = None):
     torch.manual_seed(0)
     method = eqbench.create_method(name, size=size)
-    recipe = get_recipe(name, recipe_name, tuple(method.query_modes))
+    recipe = with_overrides(get_recipe(name, recipe_name, tuple(method.query_modes)), batch_size=batch)
     scales = recipe.phases[-1].scales or recipe.sampler.scales if recipe.sampler.kind == "pairs" else ()
     model = TrainForward(method, recipe.sampler.kind)
     opt = torch.optim.Adam(method.parameters(), lr=recipe.phases[0].lr)
@@ -60,7 +60,8 @@ def _step_fn(name: str, size: str, recipe_name: str, images):
 @pytest.mark.parametrize("name", _trainable_tiny())
 def test_bench_tiny_train_step(benchmark, images, name):
     torch.set_num_threads(2)
-    fn, recipe = _step_fn(name, "tiny", "cpu", images)
+    # Timed: the recipe's batch. Smoke run (--benchmark-disable, the default suite): a batch of 2.
+    fn, recipe = _step_fn(name, "tiny", "cpu", images, batch=None if benchmark.enabled else 2)
     loss = benchmark.pedantic(fn, rounds=3, warmup_rounds=1) if benchmark.enabled else benchmark(fn)
     assert loss == loss and loss > 0  # a finite, positive L1
     benchmark.extra_info.update(batch=recipe.batch_size, sampler=recipe.sampler.kind)
