@@ -17,6 +17,7 @@ from torch import nn
 
 from .eqsr_afe import AFEBlock, ScaleCond, make_afe_conv
 from .eqsr_attention import OverlapCrossBlock, WindowBlock, rel_index_overlap, rel_index_self, shift_mask
+from .swinir import transformer_init
 
 
 def reflect_pad(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
@@ -64,7 +65,7 @@ class EQSRBackbone(nn.Module):
         wse = window + int(window * overlap_ratio)
         self.register_buffer("rel_self", rel_index_self(window), persistent=False)
         self.register_buffer("rel_overlap", rel_index_overlap(window, wse), persistent=False)
-        self.apply(_init_like_official)
+        self.apply(transformer_init)  # as the official (HAT/Swin) code
 
     @property
     def taps(self) -> tuple[str, ...]:
@@ -83,14 +84,3 @@ class EQSRBackbone(nn.Module):
             t = g(t, cond, ctx)
         t = self.norm(t.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
         return (self.conv_after_body(t) + feat)[:, :, :h, :w]
-
-
-def _init_like_official(m: nn.Module) -> None:
-    """Linear: trunc_normal(0.02), bias 0; LayerNorm: (1, 0). Convs keep PyTorch defaults (official)."""
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)

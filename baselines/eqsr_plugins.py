@@ -23,14 +23,14 @@ from eqbench.method import register_method
 from .encoders import EDSR_PRESETS, EDSREncoder
 from .eqsr import EQSR
 from .eqsr_afe import AFEBlock, ModulatedConv2d, ScaleCond
-from .eqsr_backbone import _init_like_official, reflect_pad
+from .eqsr_backbone import reflect_pad
 from .eqsr_kriging import NeuralKriging
-from .swinir import SWINIR_PRESETS, SwinIREncoder
+from .swinir import SWINIR_PRESETS, SwinIREncoder, transformer_init
 
 
 def _afe(dim: int) -> AFEBlock:
     block = AFEBlock(dim, ModulatedConv2d(dim))
-    block.apply(_init_like_official)
+    block.apply(transformer_init)
     return block
 
 

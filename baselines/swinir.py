@@ -17,6 +17,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def transformer_init(m: nn.Module) -> None:
+    """Swin/HAT init: Linear trunc_normal(0.02), bias 0; LayerNorm (1, 0); convs keep PyTorch defaults."""
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
 class DropPath(nn.Module):
     def __init__(self, p: float) -> None:
         super().__init__()
@@ -170,17 +181,7 @@ class SwinIREncoder(nn.Module):
         self.norm = nn.LayerNorm(embed_dim)
         self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1)
         self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, out_dim, 3, 1, 1), nn.LeakyReLU(inplace=True))
-        self.apply(self._init)
-
-    @staticmethod
-    def _init(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+        self.apply(transformer_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ws = self.window_size
