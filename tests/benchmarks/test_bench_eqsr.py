@@ -3,11 +3,11 @@ memory of the memory-bounded path (tiled backbone + banded decoder) against the 
 
 The default run (and .ci/run) executes only the tiny 64x64 cases, once, as smoke tests. The 128x128 tiny
 cases (~10-50 s each on a loaded 2-core machine) and the paper-size cases (minutes each; LR 128 x4
-needs ~3 GB) run when EQSR_BENCH=full; the memory comparison runs when EQSR_MEMORY_LR is set (LR side;
-128 takes ~15 min and 3 GB, 256 ~1 h and 11 GB for the untiled path). Timing:
-    python -m pytest tests/benchmarks/test_bench_eqsr.py --benchmark-enable                     # tiny 64
-    EQSR_BENCH=full python -m pytest tests/benchmarks/test_bench_eqsr.py --benchmark-enable     # all
-    EQSR_MEMORY_LR=128 python -m pytest tests/benchmarks/test_bench_eqsr.py -k memory -s        # memory
+needs ~3 GB) are `slow` and run when EQSR_BENCH=full; the memory comparison is `slow` and runs when
+EQSR_MEMORY_LR is set (LR side; 128 takes ~15 min and 3 GB, 256 ~1 h and 11 GB for the untiled path):
+    python -m pytest tests/benchmarks/test_bench_eqsr.py --benchmark-enable                        # tiny 64
+    EQSR_BENCH=full python -m pytest tests/benchmarks/test_bench_eqsr.py -m "" --benchmark-enable  # all
+    EQSR_MEMORY_LR=128 python -m pytest tests/benchmarks/test_bench_eqsr.py -m slow -k memory -s   # memory
 The memory probe alone (one fresh process): python tests/benchmarks/test_bench_eqsr.py LR SCALE OPTIONS_JSON [OUT.npy]
 """
 
