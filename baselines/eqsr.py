@@ -16,6 +16,9 @@ Official quirks kept, because published weights expect them (spec: ../shared/spe
      The width never enters the code; an anisotropic output only changes the query grid.
   2. The sincos encodings (scale code and relative coordinates) use 40 frequencies up to 2^39 pi/10,
      evaluated in float32 exactly as the official expression; other orders change outputs by ~1.
+     The same expression gives other values on CUDA (division by a scalar becomes multiplication by
+     its reciprocal), so official outputs differ between CPU and GPU. `sincos_arith="cuda"` applies
+     the CUDA arithmetic on any device (what the official GPU runs computed; untested on a GPU here).
   3. Input: (x - DIV2K mean), no scaling; reflect padding right/bottom to a multiple of the window
      size (16 for `paper`: the test code pads to `window_size`), features cropped back before the
      upsampler. No image-space skip (no bicubic residual).
@@ -36,8 +39,9 @@ official recipe does (48x48 targets in a 48r x 48r crop; the code sees 2/(48r); 
 borders and ECA pools over the window).
 Ablations (EQSR paper Table 2) via `variant`: "baseline" (scale-blind 3x3 conv in the AFE block, LR
 features resampled bicubically to the HR grid, then 1x1 conv-ReLU-1x1 conv), "A" (NK with the data
-kernel only), "B" (distance kernel only), "C" (full NK), "D" (C with ArbSR's scale-aware conv in the
-AFE block), "E" (C + AFE = EQSR). The paper does not specify the baseline tail or the scale-blind conv;
+kernel only), "B" (distance kernel only), "C" (full NK), "D" (C with ArbSR's scale-aware conv,
+baselines/arbsr_blocks.ScaleAwareConv routed by (1/r_h, 1/r_w), in the AFE block), "E" (C + AFE =
+EQSR). The paper does not specify the baseline tail, the scale-blind conv or where D's conv goes;
 these are our choices. Only "E" has official weights.
 """
 
@@ -53,7 +57,7 @@ from eqbench.checkpoint import load_state_dict_strict
 from eqbench.errors import EqbenchError, suggest
 from eqbench.method import SRMethod, register_method
 
-from .eqsr_afe import ScaleCond, sincos_encoding
+from .eqsr_afe import SINCOS_ARITH, ScaleCond, sincos_encoding
 from .eqsr_backbone import EQSRBackbone
 from .eqsr_kriging import NeuralKriging
 from .eqsr_official import convert, read_basicsr
@@ -105,8 +109,10 @@ class EQSR(SRMethod):
 
     def __init__(self, encoder: nn.Module, upsampler: nn.Module, *, scale_input: str = "cell",
                  tile: int | None = None, tile_overlap: int = 16, band_rows: int | None = None,
-                 param_key: str = "params_ema", official: bool = False) -> None:
+                 param_key: str = "params_ema", sincos_arith: str = "native", official: bool = False) -> None:
         super().__init__()
+        if sincos_arith not in SINCOS_ARITH:
+            raise EqbenchError(f"sincos_arith must be one of {', '.join(SINCOS_ARITH)}, got {sincos_arith!r}")
         if scale_input not in SCALE_INPUTS:
             raise EqbenchError(f"scale_input must be one of {', '.join(SCALE_INPUTS)}, got {scale_input!r}"
                                f"{suggest(str(scale_input), SCALE_INPUTS)}")
@@ -122,7 +128,9 @@ class EQSR(SRMethod):
         self.encoder, self.upsampler = encoder, upsampler
         self.scale_input, self.band_rows = scale_input, band_rows
         self.tile, self.tile_overlap = tile, tile_overlap
-        self.param_key, self.official = param_key, official
+        self.param_key, self.official, self.sincos_arith = param_key, official, sincos_arith
+        if hasattr(upsampler, "sincos_arith"):
+            upsampler.sincos_arith = sincos_arith
         self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
         up = ("upsampler.head", "upsampler.blocks.0", "upsampler.blocks.1")
         self.feature_taps = tuple(f"encoder.{t}" for t in encoder.taps) + (
@@ -135,7 +143,8 @@ class EQSR(SRMethod):
         else:
             v = torch.full((b, 1), H / h)
         dtype = self.mean.dtype
-        return ScaleCond(sincos_encoding(v.to(device=lr.device, dtype=dtype)), (H / h, W / w))
+        code = sincos_encoding(v.to(device=lr.device, dtype=dtype), arith=self.sincos_arith)
+        return ScaleCond(code, (H / h, W / w))
 
     def features(self, x: torch.Tensor, cond: ScaleCond) -> torch.Tensor:
         if self.tile is None:
@@ -198,6 +207,7 @@ def build_eqsr(cfg: EQSRConfig, variant: str = "E", **options) -> EQSR:
 @register_method("eqsr", description="EQSR (CVPR 2023): HAT-style backbone with scale-modulated AFE blocks "
                  "+ Neural Kriging upsampler; variants baseline/A-E of the paper's ablation")
 def make_eqsr(*, size: str = "paper", variant: str = "E", scale_input: str = "cell", tile: int | None = None,
-              tile_overlap: int = 16, band_rows: int | None = None, param_key: str = "params_ema") -> EQSR:
+              tile_overlap: int = 16, band_rows: int | None = None, param_key: str = "params_ema",
+              sincos_arith: str = "native") -> EQSR:
     return build_eqsr(PRESETS[size], variant, scale_input=scale_input, tile=tile, tile_overlap=tile_overlap,
-                      band_rows=band_rows, param_key=param_key)
+                      band_rows=band_rows, param_key=param_key, sincos_arith=sincos_arith)

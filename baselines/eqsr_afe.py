@@ -24,19 +24,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eqbench.errors import EqbenchError
-
 N_FREQ = 40  # official: 40 frequencies, divisor 10, for both the scale code and the relative coordinates
 CODE_DIM = 1 + 2 * N_FREQ
 
 
-def sincos_encoding(v: torch.Tensor, n_freq: int = N_FREQ) -> torch.Tensor:
-    """Concatenate along dim 1: v, then sin and cos of each frequency (all channels of v per term)."""
+SINCOS_ARITH = ("native", "cuda")
+
+
+def sincos_encoding(v: torch.Tensor, n_freq: int = N_FREQ, arith: str = "native") -> torch.Tensor:
+    """Concatenate along dim 1: v, then sin and cos of each frequency (all channels of v per term).
+
+    arith "native": the official expression as the running device evaluates it (on CPU, `/ 10` is a
+    division; PyTorch's CUDA kernel turns division by a scalar into multiplication by its float32
+    reciprocal). "cuda": that CUDA arithmetic on any device, i.e. what the official code computes on
+    the GPUs it was trained and tested on."""
     parts = [v]
     for i in range(n_freq):
         # keep `(2 ** i) * math.pi * v / 10` verbatim: see the module docstring (fp32 parity)
-        parts.append(torch.sin((2 ** i) * math.pi * v / 10))
-        parts.append(torch.cos((2 ** i) * math.pi * v / 10))
+        if arith == "cuda":
+            a = (2 ** i) * math.pi * v * 0.1
+            parts += [torch.sin(a), torch.cos(a)]
+        else:
+            parts.append(torch.sin((2 ** i) * math.pi * v / 10))
+            parts.append(torch.cos((2 ** i) * math.pi * v / 10))
     return torch.cat(parts, 1)
 
 
@@ -118,7 +128,20 @@ def make_afe_conv(kind: str, dim: int) -> nn.Module:
     if kind == "plain":
         return PlainConv2d(dim)
     if kind == "arbsr":
-        # pending: ArbSR's scale-aware conv comes from baselines/arbsr_blocks.py (not on main yet)
-        raise EqbenchError("EQSR variant 'D' needs ArbSR's scale-aware conv (baselines/arbsr_blocks.py), "
-                           "which this checkout does not have yet; use variants baseline, A, B, C or E")
+        return ArbSRConv(dim)
     raise ValueError(f"unknown AFE conv kind {kind!r}")
+
+
+class ArbSRConv(nn.Module):
+    """ArbSR's scale-aware conv (4 expert kernels mixed by a routing MLP of (1/r_h, 1/r_w); shared with
+    baselines/arbsr.py) in place of the modulated conv: ablation D."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        from .arbsr_blocks import ScaleAwareConv
+
+        self.sa_conv = ScaleAwareConv(dim)
+
+    def forward(self, x: torch.Tensor, cond: ScaleCond) -> torch.Tensor:
+        r_h, r_w = cond.scale
+        return self.sa_conv(x, torch.tensor([[1 / r_h, 1 / r_w]], dtype=x.dtype, device=x.device))

@@ -120,6 +120,7 @@ class NeuralKriging(nn.Module):
 
     def __init__(self, in_dim: int, latent: int = 256, kernel: str = "both") -> None:
         super().__init__()
+        self.sincos_arith = "native"  # set by the owning model (see eqsr_afe.sincos_encoding)
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         self.kernel = kernel
@@ -144,8 +145,8 @@ class NeuralKriging(nn.Module):
         qx = F.grid_sample(lr_xy, hr_grid_xy(ys[:1], xs)[None], mode="nearest", align_corners=False)[0, 0]
         qy = F.grid_sample(lr_xy, hr_grid_xy(ys, xs[:1])[None], mode="nearest", align_corners=False)[0, 1]
         rel_x, rel_y = (xs - qx[0]) * w, (ys - qy[:, 0]) * h
-        enc_x = sincos_encoding(rel_x.view(1, 1, 1, -1)).expand(b, -1, -1, -1)
-        enc_y = sincos_encoding(rel_y.view(1, 1, -1, 1)).expand(b, -1, -1, -1)
+        enc_x = sincos_encoding(rel_x.view(1, 1, 1, -1), arith=self.sincos_arith).expand(b, -1, -1, -1)
+        enc_y = sincos_encoding(rel_y.view(1, 1, -1, 1), arith=self.sincos_arith).expand(b, -1, -1, -1)
         return {"xs": xs, "ys": ys, "qx": qx[0], "qy": qy[:, 0], "enc_x": enc_x, "enc_y": enc_y,
                 "lr_wh": (w, h)}
 

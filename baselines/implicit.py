@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DEFAULT_CHUNK = 65536  # query points per decoder call: bounds peak memory, chunking is exact
+DEFAULT_CHUNK = 30000  # query points per decoder call, as the official eval_bsize: bounds peak memory;
+# chunking is exact. (8192 vs 30000 vs 65536 differed by up to 1.5x on CPU depending on the model.)
 
 
 def coord_seq(n: float, device=None) -> torch.Tensor:

@@ -99,6 +99,21 @@ def test_tiled_backbone_stitching():
     assert c.shape == a.shape and not torch.equal(a, c)  # real tiles see less context: not identical
 
 
+def test_sincos_arith_option(cases):
+    from baselines.eqsr_afe import sincos_encoding
+
+    v = torch.linspace(-1.5, 1.5, 97).view(1, 1, 97)
+    native, cuda = sincos_encoding(v), sincos_encoding(v, arith="cuda")
+    # the division and the reciprocal multiplication agree to an ulp in the argument, which the
+    # 2^39-pi terms turn into unrelated values; low frequencies agree to float32 rounding
+    assert (native[:, :10] - cuda[:, :10]).abs().max() <= 1e-5 and (native - cuda).abs().max() > 0.1
+    lr = torch.from_numpy(cases["lr"])
+    with torch.no_grad():
+        a = fixture_model()._upsample(lr, (72, 60))
+        b = fixture_model(sincos_arith="cuda")._upsample(lr, (72, 60))
+    assert (a - b).abs().max() > 0.01  # the official CPU and GPU arithmetic give different outputs
+
+
 def test_training_window_query(cases):
     model = fixture_model()
     lr = torch.from_numpy(cases["lr"])
@@ -149,12 +164,27 @@ def test_paper_preset_matches_official_layout():
 
 def test_presets_and_variant_counts():
     counts = {v: sum(p.numel() for p in build_eqsr(PRESETS["tiny"], v).parameters())
-              for v in ("baseline", "A", "B", "C", "E")}
+              for v in ("baseline", "A", "B", "C", "D", "E")}
     assert counts["E"] == 328_876
     # C and E differ only in the AFE conv: style Linear (81 -> 48) per group, 2 groups
     assert counts["E"] - counts["C"] == 2 * (81 * 48 + 48)
     # A has the data kernel, C adds one length-scale
     assert counts["C"] - counts["A"] == 1
+    # D: ArbSR's conv (4 experts of 48x48x3x3, routing MLP 2 -> 64 -> 4) in place of the plain conv
+    assert counts["D"] - counts["C"] == 2 * (3 * 48 * 48 * 9 + (2 * 64 + 64) + (64 * 4 + 4))
+
+
+def test_variant_d_uses_arbsr_conv():
+    from baselines.arbsr_blocks import ScaleAwareConv
+
+    model = eqbench.create_method("eqsr", size="tiny", variant="D").eval()
+    conv = model.encoder.groups[0].afe.conv.sa_conv
+    assert isinstance(conv, ScaleAwareConv)
+    x = torch.rand(1, 48, 6, 7)
+    cond = model.scale_cond(torch.rand(1, 3, 6, 7), (15, 28))
+    inv = torch.tensor([[6 / 15, 7 / 28]])  # ArbSR routes on (1/r_h, 1/r_w)
+    with torch.no_grad():
+        assert torch.equal(model.encoder.groups[0].afe.conv(x, cond), conv(x, inv))
 
 
 def test_scale_input_options():
@@ -166,7 +196,7 @@ def test_scale_input_options():
     assert ratio.scale == (2.5, 4.0)
 
 
-@pytest.mark.parametrize("variant", ["baseline", "A", "B", "C", "E"])
+@pytest.mark.parametrize("variant", ["baseline", "A", "B", "C", "D", "E"])
 def test_variants_run_and_train(variant):
     torch.manual_seed(0)
     model = eqbench.create_method("eqsr", size="tiny", variant=variant)
@@ -176,80 +206,6 @@ def test_variants_run_and_train(variant):
     out.abs().mean().backward()
     no_grad = [n for n, p in model.named_parameters() if p.grad is None]
     assert not no_grad
-
-
-@pytest.mark.parametrize("name", ["eqsr", "eqsr-edsr", "eqsr-swinir"])
-def test_feature_taps_fire(name):
-    model = eqbench.create_method(name, size="tiny").eval()
-    seen = []
-    mods = dict(model.named_modules())
-    hooks = [mods[t].register_forward_hook(lambda *a, t=t: seen.append(t)) for t in model.feature_taps]
-    with torch.no_grad():
-        model.upsample(torch.rand(1, 3, 8, 8), (16, 16))
-    for h in hooks:
-        h.remove()
-    assert list(dict.fromkeys(seen)) == list(model.feature_taps)
-
-
-def n_params(m: torch.nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
-def test_plugin_parts():
-    from baselines.encoders import EDSR_PRESETS, EDSREncoder
-    from baselines.eqsr_afe import AFEBlock, ModulatedConv2d
-    from baselines.eqsr_kriging import NeuralKriging
-    from baselines.swinir import SWINIR_PRESETS, SwinIREncoder
-
-    def afe(c):
-        return n_params(AFEBlock(c, ModulatedConv2d(c)))
-
-    edsr = eqbench.create_method("eqsr-edsr", size="paper")
-    # EDSR-baseline + 4 AFE blocks (one per 4 residual blocks) + NK of width 256 on 64 channels
-    assert n_params(edsr) == n_params(EDSREncoder(**EDSR_PRESETS["edsr-baseline"])) + 4 * afe(64) + n_params(
-        NeuralKriging(64, 256)) == 2_613_774
-    swin = eqbench.create_method("eqsr-swinir", size="paper")
-    # SwinIR (6 RSTB, C=180) + one AFE block per RSTB + NK on its 64-channel output
-    assert n_params(swin) == n_params(SwinIREncoder(**SWINIR_PRESETS["swinir"])) + 6 * afe(180) + n_params(
-        NeuralKriging(64, 256)) == 15_116_098
-    assert afe(180) == 388_440  # the official per-group ModMBConv count (spec 1.5)
-
-
-class _PassThrough(torch.nn.Module):
-    def forward(self, x, cond):
-        return x
-
-
-@pytest.mark.parametrize("name,attr", [("eqsr-edsr", "edsr"), ("eqsr-swinir", "swinir")])
-def test_plugins_wrap_the_shared_encoders(name, attr):
-    torch.manual_seed(0)
-    model = eqbench.create_method(name, size="tiny").eval()
-    enc = model.encoder
-    enc.afe = torch.nn.ModuleList(_PassThrough() for _ in enc.afe)
-    x = torch.rand(1, 3, 16, 8)  # a multiple of the window: the plain encoder does not crop either
-    with torch.no_grad():
-        # with the AFE blocks bypassed, the plug-in encoder is exactly the shared encoder
-        assert torch.equal(enc(x, model.scale_cond(x, (32, 16))), getattr(enc, attr)(x))
-
-
-@pytest.mark.parametrize("name", ["eqsr-edsr", "eqsr-swinir"])
-def test_plugins_are_scale_aware_and_band(name):
-    torch.manual_seed(0)
-    model = eqbench.create_method(name, size="tiny").eval()
-    for p in model.parameters():  # the style Linear starts near 0; make the modulation visible
-        p.data.add_(0.05 * torch.randn_like(p))
-    lr = torch.rand(1, 3, 9, 12)
-    with torch.no_grad():
-        f2 = model.features(lr - model.mean, model.scale_cond(lr, (18, 24)))
-        f3 = model.features(lr - model.mean, model.scale_cond(lr, (27, 36)))
-        assert f2.shape == (1, model.encoder.out_dim, 9, 12)
-        assert (f2 - f3).abs().max() > 1e-3  # the AFE code (2/H) differs between the two output sizes
-        banded = eqbench.create_method(name, size="tiny", band_rows=4).eval()
-        banded.load_state_dict(model.state_dict())
-        # banded decoding: only the summation order of the pooled ECA statistics differs
-        assert (model.upsample(lr, (27, 36)) - banded.upsample(lr, (27, 36))).abs().max().item() <= 1e-5
-    with pytest.raises(EqbenchError, match="no official"):
-        model.load_official(CKPT)
 
 
 def test_batch_is_per_sample():
@@ -276,14 +232,14 @@ def test_bad_input(tmp_path):
         eqbench.create_method("eqsr", size="tiny", variant="F")
     with pytest.raises(EqbenchError, match="scale_input"):
         eqbench.create_method("eqsr", size="tiny", scale_input="scale")
-    with pytest.raises(EqbenchError, match="ArbSR"):  # variant D waits for baselines/arbsr_blocks.py
-        eqbench.create_method("eqsr", size="tiny", variant="D")
     with pytest.raises(EqbenchError, match="band_rows"):
         eqbench.create_method("eqsr", size="tiny", band_rows=0)
     with pytest.raises(EqbenchError, match="band_rows"):
         eqbench.create_method("eqsr", size="tiny", variant="baseline", band_rows=8)
     with pytest.raises(EqbenchError, match="tile"):
         eqbench.create_method("eqsr", size="tiny", tile=2.5)
+    with pytest.raises(EqbenchError, match="sincos_arith"):
+        eqbench.create_method("eqsr", size="tiny", sincos_arith="gpu")
     tiny = eqbench.create_method("eqsr", size="tiny")
     with pytest.raises(EqbenchError, match="not found"):
         tiny.load_official(tmp_path / "missing.pth")
@@ -312,8 +268,14 @@ def test_runs_on_cuda(cases):
     u, k = torch.randn(1, 16, 6, 5), torch.randn(1, 2, 3, 3, 6, 5)
     # elementwise products and sums only: CUDA may fuse multiply-adds, a few float32 ulps
     assert (involution(u.cuda(), k.cuda()).cpu() - involution(u, k)).abs().max().item() <= 1e-5
-    model = fixture_model().cuda()
-    out = model.upsample(torch.from_numpy(cases["lr"]).cuda(), (40, 33))
-    # No value check against the CPU fixture: on CUDA, `v / 10` by a scalar is computed as v * (1/10),
-    # which moves the 2^39-pi sincos terms (the official code behaves the same way on CUDA).
+    lr = torch.from_numpy(cases["lr"])
+    with torch.no_grad():
+        out = fixture_model().cuda().upsample(lr.cuda(), (40, 33))
+        emulated = fixture_model(sincos_arith="cuda").cuda().upsample(lr.cuda(), (40, 33))
+        on_cpu = fixture_model(sincos_arith="cuda").upsample(lr, (40, 33))
+    # No check against the CPU fixture: on CUDA, `v / 10` by a scalar is computed as v * (1/10), which
+    # moves the 2^39-pi sincos terms (the official code behaves the same way on CUDA). The emulation
+    # must reproduce that: same arguments; sin/cos and GEMMs may differ by float32 ulps between devices.
     assert out.is_cuda and out.shape == (1, 3, 40, 33) and torch.isfinite(out).all()
+    assert (out - emulated).abs().max().item() <= 1e-5
+    assert (out.cpu() - on_cpu).abs().max().item() <= 1e-4
