@@ -76,6 +76,8 @@ def test_resume_after_a_crash_is_bit_identical(toy, kind, points):  # noqa: F811
         steps = [int(line.split(",")[0]) for line in (run / "log.csv").read_text().splitlines()[1:]]
         assert steps == sorted(set(steps))  # the redone part is logged once
         assert not partial.exists()
+        # the run's settings (save_every=2, keep=10) carry over without being given again
+        assert [d.name for d in ck.list_checkpoints(run / "checkpoints")] == ["00000002", "00000004", "00000006"]
 
 
 def test_two_phases_start_from_ema_and_resume_at_the_boundary(toy):  # noqa: F811
@@ -143,6 +145,10 @@ def test_validation_and_logs(toy):  # noqa: F811
     assert all(10 < float(r[4]) < 60 and r[5] == "2" for r in rows)
     log = (toy.tmp / "v" / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in log[1:]] == ["2", "4", "6"]
+    run = crash_copy(toy, "v", "v2", 2)  # resumed without the validation flags: they carry over
+    train(TrainConfig(out=run, resume=True, progress=False))
+    assert (run / "val.csv").read_text().splitlines() == val
+    assert (run / "log.csv").read_text().splitlines()[0] == log[0]
 
 
 def test_knowledge_transfer(toy, monkeypatch):  # noqa: F811

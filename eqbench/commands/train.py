@@ -43,8 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="total iterations (the recipe's phases and milestones are rescaled)")
     p.add_argument("--batch-size", type=int, help="global batch size (split over torchrun processes)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--save-every", type=int, default=500, metavar="N", help="checkpoint every N iterations")
-    p.add_argument("--keep", type=int, default=2, help="checkpoints kept (default 2)")
+    p.add_argument("--save-every", type=int, metavar="N", help="checkpoint every N iterations (default 500)")
+    p.add_argument("--keep", type=int, help="checkpoints kept (default 2; 0 keeps all)")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="PATH",
                    help="continue the run in --out, or the run/checkpoint folder PATH")
     p.add_argument("--init", metavar="WEIGHTS", help="initial weights (safetensors or the official format)")
@@ -54,14 +54,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="knowledge-transfer teachers per integer scale (recipes with knowledge_transfer)")
     p.add_argument("--out", required=False, help="output folder")
     p.add_argument("--val-data", metavar="NAME", help="validation set for PSNR-Y (e.g. Set5)")
-    p.add_argument("--val-scales", nargs="+", default=["4"], help="validation scales (default 4)")
+    p.add_argument("--val-scales", nargs="+", help="validation scales (default 4)")
     p.add_argument("--val-every", type=int, metavar="N",
                    help="validate every N iterations (default --save-every)")
-    p.add_argument("--val-protocol", default="matlab", help="validation protocol (default matlab)")
+    p.add_argument("--val-protocol", help="validation protocol (default matlab)")
     p.add_argument("--val-limit", type=int, metavar="N", help="validate on the first N images only")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes (default 0)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (torchrun: one GPU per process)")
-    p.add_argument("--log-every", type=int, default=10, metavar="N", help="CSV log interval (default 10)")
+    p.add_argument("--log-every", type=int, metavar="N", help="CSV log interval (default 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -111,14 +111,14 @@ def run(a: argparse.Namespace) -> int:
                     ("--log-every", a.log_every), ("--val-every", a.val_every)):
         if v is not None and v < (0 if flag == "--keep" else 1):
             raise EqbenchError(f"{flag} must be positive, got {v}")
-    if a.workers < 0:
+    if a.workers is not None and a.workers < 0:
         raise EqbenchError(f"--workers must be >= 0, got {a.workers}")
     cfg = TrainConfig(
         out=Path(a.out), method=a.method, size=a.size, options=_options(a.option), recipe=a.recipe,
         sampler=a.sampler, resize=a.resize, train_data=tuple(a.train_data), data_root=a.data_root,
         iters=a.iters, batch_size=a.batch_size, seed=a.seed, save_every=a.save_every, keep=a.keep,
         resume=a.resume, init=a.init, init_backbone=a.init_backbone, teachers=_teachers(a.teacher),
-        val_data=a.val_data, val_scales=tuple(a.val_scales),
+        val_data=a.val_data, val_scales=tuple(a.val_scales) if a.val_scales else None,
         val_every=a.val_every, val_protocol=a.val_protocol, val_limit=a.val_limit, workers=a.workers,
         device=a.device, progress=not a.no_progress, log_every=a.log_every,
     )

@@ -6,6 +6,7 @@ so `eqbench train --resume --out DIR` needs nothing else. Set fields must agree 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,9 @@ from . import checkpoints
 from .recipes import Recipe, get_recipe, recipe_from_dict, with_overrides
 
 DEFAULT_SIZE, DEFAULT_RECIPE, DEFAULT_SEED = "tiny", "cpu", 0
+# How a run is carried out (not what it computes): unset on --resume, they keep the run's values.
+SETTINGS = {"save_every": 500, "keep": 2, "log_every": 10, "workers": 0, "data_root": None, "val_data": None,
+            "val_scales": ("4",), "val_every": None, "val_protocol": "matlab", "val_limit": None}
 
 
 @dataclass(frozen=True)
@@ -31,21 +35,21 @@ class TrainConfig:
     iters: int | None = None
     batch_size: int | None = None  # the global batch (split over distributed processes)
     seed: int | None = None
-    save_every: int = 500
-    keep: int = 2
+    save_every: int | None = None  # default 500
+    keep: int | None = None  # default 2 (0: keep all)
     resume: bool | str = False  # True: the run in `out`; a path: that run or checkpoint folder
     init: str | None = None  # initial weights (eqbench safetensors or the method's official format)
     init_backbone: str | None = None  # a fixed-scale network's backbone (methods with load_fixed_scale_backbone)
     teachers: tuple[tuple[int, str], ...] | None = None  # knowledge transfer: (scale, checkpoint) pairs
     val_data: str | None = None
-    val_scales: tuple[str, ...] = ("4",)
+    val_scales: tuple[str, ...] | None = None  # default ("4",)
     val_every: int | None = None  # default: save_every
-    val_protocol: str = "matlab"
+    val_protocol: str | None = None  # default "matlab"
     val_limit: int | None = None
-    workers: int = 0
+    workers: int | None = None  # default 0
     device: str = "cpu"
     progress: bool = True
-    log_every: int = 10
+    log_every: int | None = None  # default 10
     extra: dict = field(default_factory=dict, compare=False)  # recorded in the metadata as given
 
 
@@ -70,9 +74,22 @@ def json_normal(obj):
     return json.loads(json.dumps(obj))
 
 
+def settled(cfg: TrainConfig, meta: dict | None) -> TrainConfig:
+    """`cfg` with its unset settings taken from the resumed run, else from SETTINGS."""
+    saved = (meta or {}).get("settings", {})
+    values = {}
+    for k, default in SETTINGS.items():
+        v = getattr(cfg, k)
+        values[k] = v if v is not None else saved.get(k, default)
+    if values["val_scales"] is not None:
+        values["val_scales"] = tuple(values["val_scales"])
+    for k in ("save_every", "log_every"):
+        if values[k] < 1:
+            raise EqbenchError(f"--{k.replace('_', '-')} must be a positive number of iterations, got {values[k]}")
+    return dataclasses.replace(cfg, **values)
+
+
 def resolve(cfg: TrainConfig) -> Resolved:
-    if cfg.save_every < 1:
-        raise EqbenchError(f"--save-every must be a positive number of iterations, got {cfg.save_every}")
     ckpt, meta = None, None
     if cfg.resume:
         ckpt = checkpoints.find_checkpoint(cfg.out if cfg.resume is True else cfg.resume)

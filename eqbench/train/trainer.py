@@ -27,7 +27,7 @@ from ..method import create_method
 from ..run.provenance import git_state, now_iso
 from . import checkpoints as ck
 from . import distributed as dist
-from .config import TrainConfig, build_recipe, resolve
+from .config import SETTINGS, TrainConfig, build_recipe, resolve, settled
 from .data import BatchPlan, load_train_images, make_loader, min_image_size, single_threaded
 from .logs import TrainLog
 from .recipes import Recipe
@@ -93,6 +93,7 @@ def _meta(res, recipe: Recipe, data: dict, world, cfg: TrainConfig) -> dict:
             "batch_size": recipe.batch_size, "total_iters": recipe.total_iters, "data": data,
             "world_size": world.size, "device": str(world.device), "init": cfg.init,
             "init_backbone": cfg.init_backbone, "git": git_state(),
+            "settings": {k: getattr(cfg, k) for k in SETTINGS},
             "eqbench_version": __version__, "torch": torch.__version__, "saved": now_iso(), **cfg.extra}
 
 
@@ -108,6 +109,7 @@ def train(cfg: TrainConfig) -> Path:
 def _train(cfg: TrainConfig, world) -> Path:
     out = Path(cfg.out)
     res = resolve(cfg)
+    cfg = settled(cfg, res.meta)
     err = None
     if world.main:
         try:
