@@ -8,10 +8,11 @@ LIIF/LTE; MetaSR and ArbSR define 1000 iterations per epoch themselves).
 method's own batch builder and LR resize, batch 8, 2000 iterations, a higher learning rate (4e-4;
 1e-3 for LIIF/LTE: tiny models tolerate it, and would not converge at 1e-4 in 2000 steps) with two
 late x0.5 steps, and no EMA (a 0.999 average lags a short run). Patch sizes are cut where the dense
-supervision would not fit the budget (CPU seconds per iteration at batch 8, measured on the loaded
-2-core machine): LIIF/LTE tiny ~1.2 (48 LR, 2304 px); MetaSR tiny ~1.2 at LR 24 (50: HR patches up
-to 200^2 cost ~20 s); ArbSR tiny ~1.0 at LR 32; EQSR tiny 12-16 s at 48 while it has no `query_points`
-(the whole crop is decoded to supervise the window), hence LR/window 32.
+supervision would not fit the budget. Seconds per iteration at batch 8 on the 2-core machine at load
+~1.6 (tests/benchmarks/test_bench_train.py): LIIF 0.29, LTE 0.27 (48 LR, 2304 px); MetaSR 0.18 at LR 24
+(at 50 the HR patches reach 200^2); ArbSR 0.21 at LR 32; EQSR 1.5, eqsr-edsr 0.8, eqsr-swinir 1.3 at
+LR/window 32 while EQSR has no `query_points` (the whole crop is decoded to supervise the window), hence
+1000 iterations for the EQSR family. Under the usual shared load (4-14) everything is 3-10x slower.
 
 A method without its own entry gets the generic recipes (`*`), whose sampler follows what the method
 can do: LIIF-style points for `query_modes` with "points", EQSR windows for "grid", else pairs.
@@ -106,7 +107,7 @@ RECIPES: dict[str, dict[str, dict]] = {
                      "notes": "ArbSR paper Sec. 3.3: + lambda * L1(student, fixed-scale teacher features)"},
         "cpu": _cpu({**_PAIRS_SAMPLER, "scales": ARBSR_SCALES, "lr_size": 32}),
     },
-    "eqsr": {"paper": _EQSR_PAPER, "cpu": _cpu({**_EQSR_SAMPLER, "lr_size": 32, "window": 32})},
+    "eqsr": {"paper": _EQSR_PAPER, "cpu": _cpu({**_EQSR_SAMPLER, "lr_size": 32, "window": 32}, iters=1000)},
 }
 for _alias in ("eqsr-edsr", "eqsr-swinir"):
     RECIPES[_alias] = RECIPES["eqsr"]
