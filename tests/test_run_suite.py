@@ -140,6 +140,15 @@ def test_run_with_analyses_and_report(fake_zoo, tiny_root, tmp_path, capsys):
     assert "<table" in html and "EQ_S" in html and "data:image/png;base64" in html
 
 
+def test_results_name(tiny_root, tmp_path, capsys):
+    args = ["run", "--methods", "bicubic", "--datasets", "Set5", "--scales", "2", "--limit", "1", "--data-root",
+            tiny_root, "--out", tmp_path, "--results-name", "baseline.json"]  # fmt: skip
+    assert _run(args, capsys)[0] == 0
+    assert (tmp_path / "baseline.json").is_file() and (tmp_path / "baseline.html").is_file()
+    code, _, err = _run(args[:-1] + ["../b.json"], capsys)
+    assert code == 2 and "plain file name" in err
+
+
 def test_resume_refuses_results_of_other_weights(fake_zoo, tiny_root, tmp_path, capsys):
     out = tmp_path / "out"
     base = ["run", "--methods", "liif", "--datasets", "Set5", "--scales", "2", "--limit", "1", "--data-root",

@@ -41,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu (default), cuda, cuda:1 ...")
     p.add_argument("--seed", type=int)
     p.add_argument("--out", help="output folder for results.json (default: runs/eval-<date>-<time>)")
+    p.add_argument("--results-name", help="file name of the results in --out (default results.json)")
     p.add_argument("--random-init", action="store_true", default=None,
                    help="evaluate learned methods without --weights at their random initialisation (smoke tests)")
     p.add_argument("--no-report", dest="report", action="store_false", default=None,
@@ -62,7 +63,7 @@ def build_config(a: argparse.Namespace):
 
     cli = {k: getattr(a, k, None) for k in ("methods", "datasets", "scales", "protocol", "size", "limit", "device",
                                             "seed", "out", "data_root", "random_init", "resume", "force",
-                                            "analyses", "report")}  # fmt: skip
+                                            "analyses", "report", "results_name")}  # fmt: skip
     cli["weights"] = dict(parse_weights(a.weights)) if a.weights else None
     file = load_yaml(a.config) if a.config else {}
     o = merge(cli, file)
@@ -82,7 +83,7 @@ def build_config(a: argparse.Namespace):
         models=tuple(specs), datasets=tuple(dict.fromkeys(datasets)), scales=scales, protocol=protocol, out=out,
         data_root=o["data_root"], limit=o["limit"], device=o["device"], seed=o["seed"], resume=bool(o["resume"]),
         force=bool(o["force"]), analyses=analyses, analysis_options=tuple(sorted(o["analysis_options"].items())),
-        report=o["report"], progress=not a.no_progress, config_file=a.config,
+        report=o["report"], progress=not a.no_progress, config_file=a.config, results_name=_results_name(o),
     )  # fmt: skip
 
 
@@ -103,12 +104,19 @@ def run(a: argparse.Namespace) -> int:
 
     doc = run_eval(cfg, progress=progress)
     print(text_table(doc))
-    print(f"wrote {cfg.out / 'results.json'}")
+    print(f"wrote {cfg.results_path}")
     if cfg.analyses:
         run_analyses(cfg)
     if cfg.report:
-        print(f"wrote {write_report(cfg.out / 'results.json')}")
+        print(f"wrote {write_report(cfg.results_path)}")
     return 0
+
+
+def _results_name(o: dict) -> str:
+    name = str(o["results_name"])
+    if "/" in name or "\\" in name or not name.endswith(".json"):
+        raise EqbenchError(f"--results-name must be a plain file name ending in .json, got {name!r}")
+    return name
 
 
 def default_datasets(data_root: str | None) -> list[str]:

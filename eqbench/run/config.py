@@ -27,7 +27,7 @@ DEFAULTS: dict = {
     "methods": None, "datasets": None, "scales": ["2", "3", "4"], "protocol": "matlab", "size": None,
     "weights": {}, "limit": None, "device": "cpu", "seed": 0, "out": None, "data_root": None,
     "random_init": False, "resume": False, "force": False, "analyses": None, "report": True,
-    "analysis_options": {},
+    "analysis_options": {}, "results_name": "results.json",
 }  # fmt: skip
 # AnalysisConfig fields a YAML file may set under analysis_options.
 ANALYSIS_OPTIONS = ("crops", "crop_size", "batch_size", "input_sizes", "memory_input", "memory_scale",
@@ -52,7 +52,12 @@ class RunConfig:
     report: bool = True
     progress: bool = True
     config_file: str | None = None
+    results_name: str = "results.json"
     extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def results_path(self) -> Path:
+        return self.out / self.results_name
 
     @property
     def methods(self) -> tuple[str, ...]:

@@ -27,7 +27,7 @@ def validate(cfg: RunConfig) -> None:
     catalog = load_catalog()
     for d in cfg.datasets:
         locate(d, cfg.data_root, catalog)
-    results = cfg.out / "results.json"
+    results = cfg.results_path
     if results.exists() and not (cfg.resume or cfg.force):
         raise EqbenchError(f"{results} already holds a run; pass --resume to continue it, --force to "
                            "overwrite it, or choose another --out")
@@ -47,7 +47,7 @@ def _cell_key(row: dict) -> tuple:
 
 def run(cfg: RunConfig, *, progress=None) -> dict:
     validate(cfg)
-    path = cfg.out / "results.json"
+    path = cfg.results_path
     if cfg.resume and path.exists():
         doc = load_results(path)
         if doc["config"].get("protocol") != cfg.protocol.id:

@@ -49,7 +49,8 @@ def run_analyses(cfg: RunConfig) -> None:
                 continue
         acfg = analysis_config(cfg, methods)
         print(f"eqbench: analysis {name} ({', '.join(methods)})", file=sys.stderr)
-        store = AnalysisStore(cfg.out, device=cfg.device, seed=cfg.seed, config={"analysis": name, **acfg.to_dict()})
+        store = AnalysisStore(cfg.out, device=cfg.device, seed=cfg.seed, config={"analysis": name, **acfg.to_dict()},
+                              name=cfg.results_name)
         {"equivariance": jobs.run_equivariance, "cka": jobs.run_cka, "profile": jobs.run_profile}[name](acfg, store)
         store.save()
 
@@ -58,6 +59,6 @@ def write_report(results: Path, output: Path | None = None) -> Path:
     from ..report.html import render
     from .results import load_results, write_text_atomic
 
-    out = output or results.with_name("report.html")
+    out = output or results.with_name("report.html" if results.name == "results.json" else results.stem + ".html")
     write_text_atomic(out, render(load_results(results)))
     return out
