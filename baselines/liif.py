@@ -39,17 +39,12 @@ class LIIF(ImplicitSR):
         if self.feat_unfold:
             B, C, h, w = feat.shape
             feat = F.unfold(feat, 3, padding=1).view(B, C * 9, h, w)
-        # Each looked-up row ends in room for the relative coordinate (and cell): no concatenation.
+        # Without autograd each looked-up row ends in room for the relative coordinate (and cell).
         return {"lookup": NearestLookup(feat, spare=4 if self.cell_decode else 2)}
 
     def query(self, state: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        c = state["lookup"].channels
-
-        def predict(x, rel, rel_cell):
-            # x = [feature | rel | rel_cell], the official torch.cat order, filled in place
-            x[..., c:c + 2] = rel
-            if self.cell_decode:
-                x[..., c + 2:c + 4] = rel_cell
+        def predict(take, rel, rel_cell):
+            x = take(rel, rel_cell) if self.cell_decode else take(rel)  # the official torch.cat order
             B, Q = x.shape[:2]
             return self.imnet(x.view(B * Q, -1)).view(B, Q, -1)
 

@@ -48,7 +48,8 @@ class LTE(ImplicitSR):
     def query(self, state: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         hd = self.hidden_dim
 
-        def predict(q, rel, rel_cell):
+        def predict(take, rel, rel_cell):
+            q = take()
             B, Q = q.shape[:2]
             q_coef, q_freq = q[..., :hd], q[..., hd:]
             q_freq = torch.stack(torch.split(q_freq, 2, dim=-1), dim=-1)  # (B, Q, 2, hd/2): [a, j] = f[2j + a]
