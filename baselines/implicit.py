@@ -6,7 +6,8 @@ pixel in the same units, (2/H, 2/W).
 
 Decoding is per query point, so chunked decoding is exactly equal to decoding everything at once:
 `decode_grid` walks the HR grid in bands of rows and never materialises more than one chunk of query
-coordinates or decoder activations.
+coordinates or decoder activations. The nearest-pixel reads of the local ensemble go through
+`NearestLookup`: the very pixels and values of the official grid_sample calls, gathered as rows.
 """
 
 from __future__ import annotations

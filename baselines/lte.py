@@ -52,7 +52,8 @@ class LTE(ImplicitSR):
             q = take()
             B, Q = q.shape[:2]
             q_coef, q_freq = q[..., :hd], q[..., hd:]
-            q_freq = torch.stack(torch.split(q_freq, 2, dim=-1), dim=-1)  # (B, Q, 2, hd/2): [a, j] = f[2j + a]
+            # (B, Q, 2, hd/2) with [a, j] = f[2j + a]: the official stack(split(f, 2)), as a view (no 128-way cat)
+            q_freq = q_freq.unflatten(-1, (hd // 2, 2)).transpose(-1, -2)
             q_freq = torch.sum(torch.mul(q_freq, rel.unsqueeze(-1)), dim=-2)
             q_freq = q_freq + self.phase(rel_cell.reshape(B * Q, -1)).view(B, Q, -1)
             basis = torch.cat((torch.cos(math.pi * q_freq), torch.sin(math.pi * q_freq)), dim=-1)
