@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from eqbench.method import register_method
 
-from .implicit import MLP, ImplicitSR, local_ensemble, make_encoder
+from .implicit import MLP, ImplicitSR, NearestLookup, local_ensemble, make_encoder
 
 
 class LIIF(ImplicitSR):
@@ -39,16 +39,16 @@ class LIIF(ImplicitSR):
         if self.feat_unfold:
             B, C, h, w = feat.shape
             feat = F.unfold(feat, 3, padding=1).view(B, C * 9, h, w)
-        return {"feat": feat}
+        # Without autograd each looked-up row ends in room for the relative coordinate (and cell).
+        return {"lookup": NearestLookup(feat, spare=4 if self.cell_decode else 2)}
 
     def query(self, state: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        def predict(q_feat, rel, rel_cell):
-            parts = [q_feat, rel] + ([rel_cell] if self.cell_decode else [])
-            x = torch.cat(parts, dim=-1)
+        def predict(take, rel, rel_cell):
+            x = take(rel, rel_cell) if self.cell_decode else take(rel)  # the official torch.cat order
             B, Q = x.shape[:2]
             return self.imnet(x.view(B * Q, -1)).view(B, Q, -1)
 
-        return local_ensemble(state["feat"], coord, cell, predict, ensemble=self.local_ensemble)
+        return local_ensemble(state["lookup"], coord, cell, predict, ensemble=self.local_ensemble)
 
 
 @register_method("liif", description="LIIF (CVPR 2021): local implicit image function; edsr-baseline/rdn/swinir")

@@ -22,7 +22,7 @@ from torch import nn
 
 from eqbench.method import register_method
 
-from .implicit import MLP, ImplicitSR, local_ensemble, make_encoder
+from .implicit import MLP, ImplicitSR, NearestLookup, local_ensemble, make_encoder
 
 
 class LTE(ImplicitSR):
@@ -43,21 +43,23 @@ class LTE(ImplicitSR):
 
     def gen_feat(self, inp: torch.Tensor) -> dict:
         feat = self.encoder(inp)
-        return {"inp": inp, "values": torch.cat([self.coef(feat), self.freq(feat)], dim=1)}
+        return {"inp": inp, "lookup": NearestLookup(torch.cat([self.coef(feat), self.freq(feat)], dim=1))}
 
     def query(self, state: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         hd = self.hidden_dim
 
-        def predict(q, rel, rel_cell):
+        def predict(take, rel, rel_cell):
+            q = take()
             B, Q = q.shape[:2]
             q_coef, q_freq = q[..., :hd], q[..., hd:]
-            q_freq = torch.stack(torch.split(q_freq, 2, dim=-1), dim=-1)  # (B, Q, 2, hd/2): [a, j] = f[2j + a]
+            # (B, Q, 2, hd/2) with [a, j] = f[2j + a]: the official stack(split(f, 2)), as a view (no 128-way cat)
+            q_freq = q_freq.unflatten(-1, (hd // 2, 2)).transpose(-1, -2)
             q_freq = torch.sum(torch.mul(q_freq, rel.unsqueeze(-1)), dim=-2)
             q_freq = q_freq + self.phase(rel_cell.reshape(B * Q, -1)).view(B, Q, -1)
             basis = torch.cat((torch.cos(math.pi * q_freq), torch.sin(math.pi * q_freq)), dim=-1)
             return self.imnet(torch.mul(q_coef, basis).contiguous().view(B * Q, -1)).view(B, Q, -1)
 
-        out = local_ensemble(state["values"], coord, cell, predict)
+        out = local_ensemble(state["lookup"], coord, cell, predict)
         skip = F.grid_sample(state["inp"], coord.flip(-1).unsqueeze(1), mode="bilinear", padding_mode="border",
                              align_corners=False)
         return out + skip[:, :, 0, :].permute(0, 2, 1)
