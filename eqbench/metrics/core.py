@@ -48,7 +48,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor, *, peak: float = 255.0) -> float:
     """10 log10(peak^2 / MSE) over all elements, float64; inf for identical inputs."""
     if a.shape != b.shape:
         raise ValueError(f"psnr needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
-    mse = torch.mean((a.to(torch.float64) - b.to(torch.float64)) ** 2).item()
+    mse = torch.mean(torch.sub(a.to(torch.float64), b.to(torch.float64)).square_()).item()
     return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
 
 
