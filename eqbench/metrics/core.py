@@ -61,17 +61,17 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
 def _filter_valid(t: torch.Tensor, g: list[float]) -> torch.Tensor:
     """Separable 'valid' correlation of the last two axes with the symmetric 1-D window g (float64).
 
-    A sum of shifted slices (the symmetric taps i and k-1-i added first), so it runs on any device.
+    A sum of shifted slices accumulated in place (no temporaries), so it runs on any device.
     """
     k = len(g)
     r = k // 2
     h, wd = t.shape[-2] - k + 1, t.shape[-1] - k + 1
     rows = t[..., r : r + h, :] * g[r]
     for i in range(r):
-        rows.add_(t[..., i : i + h, :] + t[..., k - 1 - i : k - 1 - i + h, :], alpha=g[i])
+        rows.add_(t[..., i : i + h, :], alpha=g[i]).add_(t[..., k - 1 - i : k - 1 - i + h, :], alpha=g[i])
     out = rows[..., :, r : r + wd] * g[r]
     for i in range(r):
-        out.add_(rows[..., :, i : i + wd] + rows[..., :, k - 1 - i : k - 1 - i + wd], alpha=g[i])
+        out.add_(rows[..., :, i : i + wd], alpha=g[i]).add_(rows[..., :, k - 1 - i : k - 1 - i + wd], alpha=g[i])
     return out
 
 
