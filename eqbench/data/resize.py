@@ -108,8 +108,37 @@ def _block_size(scale: float) -> int:
     return 32 if scale >= 1 else 16
 
 
+@lru_cache(maxsize=256)
+def _sparse_cpu(in_len: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
+    """The (out_len, in_len) pass matrix as a coalesced sparse COO tensor (mirrored taps summed)."""
+    ind, w = contributions(in_len, out_len, scale, antialias)
+    rows = np.repeat(np.arange(out_len), ind.shape[1])
+    keep = w.ravel() != 0
+    idx = torch.from_numpy(np.stack([rows[keep], ind.ravel()[keep]]))
+    vals = torch.from_numpy(w.ravel()[keep])
+    return torch.sparse_coo_tensor(idx, vals, (out_len, in_len), check_invariants=True).coalesce()
+
+
+def _fast_cpu(x: torch.Tensor) -> bool:
+    # The sparse and out= kernels below have no autograd; GPUs take the batched-matmul path.
+    return x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad)
+
+
+def _sparse_rows(x: torch.Tensor, in_len: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
+    # Sparse x dense on CPU adds each tap's weighted input row to its output row: exactly the taps'
+    # multiply-adds, on whole contiguous rows (2-4x faster here than the blocked matmul).
+    m = _sparse_cpu(in_len, out_len, float(scale), antialias).to(x.dtype)
+    xs = x.reshape(-1, in_len, x.shape[-1])
+    y = torch.empty((xs.shape[0], out_len, x.shape[-1]), dtype=x.dtype)
+    for i in range(xs.shape[0]):
+        torch.mm(m, xs[i], out=y[i])
+    return y.reshape(*x.shape[:-2], out_len, x.shape[-1])
+
+
 def _pass_rows(x: torch.Tensor, in_len: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
     """One 1-D pass along axis -2 of x (..., in_len, W) -> (..., out_len, W)."""
+    if _fast_cpu(x):
+        return _sparse_rows(x, in_len, out_len, scale, antialias)
     src, wb = _blocks_np(in_len, out_len, float(scale), antialias, _block_size(scale))
     nb, _, k = wb.shape
     src_t = torch.from_numpy(src).to(x.device)
