@@ -45,3 +45,16 @@ def load_set(data_root):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def tiny_root(tmp_path):
+    """A data root with a 3-image Set5 made of random images (no shared data needed)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    d = tmp_path / "data" / "Set5"
+    d.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (96, 80, 3), dtype=np.uint8)).save(d / f"im{i}.png")
+    return tmp_path / "data"

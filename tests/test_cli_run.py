@@ -19,17 +19,6 @@ def _run(args, capsys):
     return code, out.out, out.err
 
 
-@pytest.fixture
-def tiny_root(tmp_path):
-    """A data root with a 3-image Set5 made of random images (no shared data needed)."""
-    rng = np.random.default_rng(0)
-    d = tmp_path / "data" / "Set5"
-    d.mkdir(parents=True)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (96, 80, 3), dtype=np.uint8)).save(d / f"im{i}.png")
-    return tmp_path / "data"
-
-
 def test_run_writes_schema(tiny_root, tmp_path, capsys):
     out = tmp_path / "out"
     code, stdout, err = _run(["run", "--methods", "bicubic", "--datasets", "Set5", "--scales", "2", "2.75", "1.5x4",

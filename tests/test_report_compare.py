@@ -77,6 +77,17 @@ def test_compare_gates_on_regressions(results, tmp_path, capsys):
     assert main(["compare", str(p), "--baseline", str(results), "--allow-missing"]) == 0
 
 
+def test_compare_fail_on_change_flags_improvements(results, tmp_path):
+    better = load_results(results)
+    row = next(r for r in better["rows"] if r["metric"] == "psnr-y" and r["method"] == "liif")
+    row["value"] += 0.01
+    p = tmp_path / "better.json"
+    write_json_atomic(p, better)
+    assert main(["compare", str(p), "--baseline", str(results), "--tolerance", "0.001"]) == 0
+    assert main(["compare", str(p), "--baseline", str(results), "--tolerance", "0.001", "--fail-on-change"]) == 1
+    assert main(["compare", str(p), "--baseline", str(results), "--tolerance", "0.02", "--fail-on-change"]) == 0
+
+
 def test_compare_and_report_bad_input(results, tmp_path, capsys):
     doc = load_results(results)
     other = copy.deepcopy(doc)

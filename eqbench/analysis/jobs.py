@@ -41,12 +41,27 @@ class AnalysisConfig:
     min_run_time: float = 0.2
     min_measurements: int = 3
     timing: bool = True
+    # Resolved models (eqbench.run.models.ModelSpec); when empty, built from methods/size/weights.
+    models: tuple = ()
+
+    def spec(self, name: str):
+        from ..run.models import PARAMETER_FREE, ModelSpec
+
+        for m in self.models:
+            if m.method == name:
+                return m
+        weights = dict(self.weights).get(name)
+        if name in PARAMETER_FREE:
+            return ModelSpec(name, "paper", "parameter-free")
+        return ModelSpec(name, self.size, "user" if weights else "random", weights)
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d |= {"scales": [s.as_list() for s in self.scales], "protocol": self.protocol.id, "out": str(self.out),
               "memory_scale": self.memory_scale.as_list(), "timing_scale": self.timing_scale.as_list(),
               "weights": dict(self.weights)}  # fmt: skip
+        d["models"] = {m.method: {"size": m.size, "source": m.source, "weights": m.weights,
+                                  "options": dict(m.options)} for m in self.models}  # fmt: skip
         return d
 
 
@@ -65,18 +80,7 @@ def _images(cfg: AnalysisConfig, ds: str, store: AnalysisStore):
 
 
 def _build(name: str, cfg: AnalysisConfig):
-    import torch
-
-    from ..method import create_method
-
-    torch.manual_seed(cfg.seed)
-    model = create_method(name, size=cfg.size if name != "bicubic" else "paper")
-    weights = dict(cfg.weights)
-    if name in weights:
-        from ..checkpoint import load_weights
-
-        load_weights(model, weights[name])
-    return model.to(cfg.device).eval()
+    return cfg.spec(name).build(cfg.device, cfg.seed)
 
 
 def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> None:
@@ -165,13 +169,14 @@ def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> None:
     from ..protocol import get_protocol
     from .profile import ProfileConfig, display_row, profile_method, table3
 
-    if cfg.weights:
-        _log("eqbench: note: profiles use random weights; --weights is ignored")
+    if any(cfg.spec(m).weights for m in cfg.methods):
+        _log("eqbench: note: profiles use random weights (cost does not depend on them)")
     timing = tuple(_images(cfg, cfg.datasets[0], store)) if cfg.timing else ()
     profiles = []
     for m in cfg.methods:
+        spec = cfg.spec(m)
         pcfg = ProfileConfig(
-            method=m, size=cfg.size if m != "bicubic" else "paper",
+            method=m, size=spec.size, options=spec.options,
             flop_inputs=tuple((n, n) for n in cfg.input_sizes), flop_scales=cfg.scales,
             memory_input=(cfg.memory_input, cfg.memory_input), memory_scale=cfg.memory_scale,
             timing_scale=cfg.timing_scale, timing_images=timing, timing_dataset=cfg.datasets[0] if timing else "",

@@ -30,8 +30,8 @@ def _key(row: dict) -> tuple:
 
 
 class AnalysisStore:
-    def __init__(self, out: Path, *, device: str, seed: int, config: dict) -> None:
-        self.path = Path(out) / "results.json"
+    def __init__(self, out: Path, *, device: str, seed: int, config: dict, name: str = "results.json") -> None:
+        self.path = Path(out) / name
         prov = provenance.collect(device, seed)
         if self.path.exists():
             self.doc = load_results(self.path)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import EqbenchError
 from .common import add_data_root, parse_weights
-from .run import PARAMETER_FREE, default_datasets
+from .run import default_datasets
 
 NAME = "analyze"
 HELP = "EQ_S equivariance curves, CKA across scales, model profiles"
@@ -30,9 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", nargs="+", required=True, help="method names (equivariance always adds bicubic)")
     p.add_argument("--scales", nargs="+", default=["2", "3", "4"],
                    help="2, 2.5, or HxW like 1.5x4 (profile: the FLOPs scales)")
-    p.add_argument("--size", default="paper", help="model preset: paper or tiny")
+    p.add_argument("--size", help="model preset: paper or tiny (default: tiny zoo models where no --weights are "
+                   "given, else paper)")
     p.add_argument("--weights", nargs="*", default=[], metavar="METHOD=PATH",
-                   help="weights per method (equivariance, cka; profiles use random weights)")
+                   help="weights per method (default: the CPU zoo's; profiles use random weights)")
     p.add_argument("--random-init", action="store_true",
                    help="equivariance/cka: analyse learned methods without --weights (smoke tests)")
     p.add_argument("--datasets", "--dataset", nargs="+", dest="datasets",
@@ -59,23 +60,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(a: argparse.Namespace):
     """Validate everything before any work and build the frozen AnalysisConfig."""
     from ..analysis.jobs import AnalysisConfig
-    from ..method import method_entry
     from ..protocol import get_protocol
+    from ..run.models import resolve_models
     from ..scales import parse_scale
 
-    methods = tuple(dict.fromkeys(a.methods))
-    for m in methods:
-        method_entry(m)
     weights = dict(parse_weights(a.weights))
-    for m in weights:
-        if m not in methods:
-            raise EqbenchError(f"--weights names {m!r}, which is not among --methods {' '.join(methods)}")
-    if a.analysis != "profile" and not a.random_init:
-        # EQ_S and CKA of untrained weights say nothing about a method: no silent random initialisation.
-        missing = [m for m in methods if m not in PARAMETER_FREE and m not in weights]
-        if missing:
-            raise EqbenchError(f"no weights for {', '.join(missing)}: pass --weights {missing[0]}=PATH "
-                               "(or --random-init to analyse untrained weights, e.g. for a smoke test)")
+    # EQ_S and CKA of untrained weights say nothing about a method: no silent random initialisation.
+    specs = resolve_models(a.methods, weights=weights, size=a.size, random_init=a.random_init,
+                           fallback_random=a.analysis == "profile")
+    methods = tuple(s.method for s in specs)
     for name, v, low in (("--limit", a.limit, 1), ("--crops", a.crops, 4), ("--crop-size", a.crop_size, 1),
                          ("--batch-size", a.batch_size, 4), ("--memory-input", a.memory_input, 1),
                          ("--min-measurements", a.min_measurements, 1)):
@@ -89,7 +82,8 @@ def config_from_args(a: argparse.Namespace):
     return AnalysisConfig(
         methods=methods, scales=tuple(dict.fromkeys(parse_scale(s) for s in a.scales)),
         datasets=tuple(dict.fromkeys(a.datasets or default_datasets(a.data_root))),
-        protocol=get_protocol(a.protocol), out=out, size=a.size, weights=tuple(weights.items()),
+        protocol=get_protocol(a.protocol), out=out, size=a.size or "paper", weights=tuple(weights.items()),
+        models=tuple(specs),
         data_root=a.data_root, limit=a.limit, device=a.device, seed=a.seed, random_init=a.random_init,
         crops=a.crops, crop_size=a.crop_size, batch_size=a.batch_size, input_sizes=tuple(a.input_sizes),
         memory_input=a.memory_input, memory_scale=parse_scale(a.memory_scale),

@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--markdown", help="also write the table as markdown to this file")
     p.add_argument("--all", action="store_true", help="list unchanged cells too")
     p.add_argument("--allow-missing", action="store_true", help="cells missing from the new results are not failures")
+    p.add_argument("--fail-on-change", action="store_true",
+                   help="improvements beyond the tolerance fail too: any moved score needs a deliberately "
+                   "regenerated baseline (the zoo's CI gate)")
 
 
 def run(a: argparse.Namespace) -> int:
@@ -40,4 +43,5 @@ def run(a: argparse.Namespace) -> int:
     if a.markdown:
         write_text_atomic(a.markdown, render(findings, "md", a.all) + "\n")
     bad = {"regression", "protocol"} | (set() if a.allow_missing else {"missing"})
+    bad |= {"improved", "new"} if a.fail_on_change else set()
     return 1 if any(f.status in bad for f in findings) else 0

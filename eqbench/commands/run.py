@@ -1,68 +1,102 @@
-"""eqbench run: evaluate methods over datasets x scales under one protocol."""
+"""eqbench run: evaluate methods over datasets x scales under one protocol, run analyses, write the report."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
-from ..data.io import EqbenchWarning
 from ..errors import EqbenchError
 from .common import add_data_root, parse_weights
 
-PARAMETER_FREE = ("bicubic",)
-
 NAME = "run"
-HELP = "evaluate methods on datasets and scales"
+HELP = "evaluate methods on datasets and scales (+ analyses and the HTML report)"
 EXAMPLES = """examples:
+  eqbench run --methods all                                  # the CPU zoo on the embedded samples
+  eqbench run --methods all --datasets Set5 Set14 --scales 2 3 4 6 1.55 2.75 \\
+      --analyses equivariance cka profile --data-root ../shared/datasets --out reports/zoo
   eqbench run --methods bicubic --datasets Set5 Set14 --scales 2 3 4 --protocol classic-y \\
       --data-root ../shared/datasets --out out/bicubic
-  eqbench run --methods bicubic liif --datasets Set5 --scales 2 2.75 1.5x4 --weights liif=liif.safetensors \\
-      --out out/liif"""
+  eqbench run --methods bicubic liif --datasets Set5 --scales 2 2.75 1.5x4 --weights liif=liif.pth \\
+      --out out/liif
+  eqbench run --config run.yaml --limit 2                    # CLI options override the file's"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--methods", nargs="+", required=True, help="method names, or 'all'")
+    # Every default is None here: the effective value comes from CLI > --config file > defaults
+    # (eqbench/run/config.py), so the file's value is kept unless the option is on the command line.
+    p.add_argument("--config", help="YAML file of run options (keys: the long option names)")
+    p.add_argument("--methods", nargs="+", help="method names, or 'all' (every method with weights or a zoo model)")
     p.add_argument("--datasets", nargs="+", help="dataset names (datasets.yaml); default: Set5 Set14 when the "
                    "data root has them, else the embedded 'samples'")
-    p.add_argument("--scales", nargs="+", default=["2", "3", "4"], help="2, 2.75, or HxW like 1.5x4")
-    p.add_argument("--protocol", default="matlab", help="matlab (default), classic-y, arbsr, basicsr, liif")
-    p.add_argument("--size", default="paper", help="model preset: paper or tiny")
-    p.add_argument("--weights", nargs="*", default=[], metavar="METHOD=PATH", help="weights per method")
+    p.add_argument("--scales", nargs="+", help="2, 2.75, or HxW like 1.5x4 (default: 2 3 4)")
+    p.add_argument("--protocol", help="matlab (default), classic-y, arbsr, basicsr, liif")
+    p.add_argument("--analyses", nargs="+", help="equivariance cka profile, 'all' or 'none' (default: all three "
+                   "with --methods all, none otherwise)")
+    p.add_argument("--size", help="model preset for --weights / --random-init: paper (default) or tiny; methods "
+                   "without --weights use the CPU zoo's tiny models")
+    p.add_argument("--weights", nargs="*", metavar="METHOD=PATH", help="weights per method (default: the zoo's)")
     p.add_argument("--limit", type=int, help="at most N images per dataset (smoke runs)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu (default), cuda, cuda:1 ...")
+    p.add_argument("--seed", type=int)
     p.add_argument("--out", help="output folder for results.json (default: runs/eval-<date>-<time>)")
-    p.add_argument("--random-init", action="store_true",
+    p.add_argument("--results-name", help="file name of the results in --out (default results.json)")
+    p.add_argument("--random-init", action="store_true", default=None,
                    help="evaluate learned methods without --weights at their random initialisation (smoke tests)")
+    p.add_argument("--no-report", dest="report", action="store_false", default=None,
+                   help="do not write report.html beside results.json")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--resume", action="store_true", help="continue a run in --out, skipping finished cells")
-    g.add_argument("--force", action="store_true", help="overwrite a run already in --out")
+    g.add_argument("--resume", action="store_true", default=None,
+                   help="continue a run in --out, skipping finished cells")
+    g.add_argument("--force", action="store_true", default=None, help="overwrite a run already in --out")
     add_data_root(p)
 
 
-def run(a: argparse.Namespace) -> int:
-    from ..method import list_methods
+def build_config(a: argparse.Namespace):
+    """The frozen RunConfig; every name is validated here, before any work."""
     from ..protocol import get_protocol
-    from ..report.tables import text_table
-    from ..run.runner import RunConfig
-    from ..run.runner import run as run_eval
+    from ..run.config import RunConfig, load_yaml, merge, parse_analyses
+    from ..run.models import resolve_models
     from ..scales import parse_scale
 
-    if a.limit is not None and a.limit < 1:
+    cli = {k: getattr(a, k, None) for k in ("methods", "datasets", "scales", "protocol", "size", "limit", "device",
+                                            "seed", "out", "data_root", "random_init", "resume", "force",
+                                            "analyses", "report", "results_name")}  # fmt: skip
+    cli["weights"] = dict(parse_weights(a.weights)) if a.weights else None
+    file = load_yaml(a.config) if a.config else {}
+    o = merge(cli, file)
+    if not o["methods"]:
+        raise EqbenchError("no methods: pass --methods NAME ... (or 'all'), or give `methods:` in --config")
+    if o["limit"] is not None and o["limit"] < 1:
         raise EqbenchError("--limit must be a positive number of images")
-    weights = parse_weights(a.weights)
-    methods = select_methods(a.methods, dict(weights), a.random_init, list_methods())
-    datasets = a.datasets or default_datasets(a.data_root)
-    out = Path(a.out) if a.out else Path("runs") / time.strftime("eval-%Y%m%d-%H%M%S")
-    cfg = RunConfig(
-        methods=tuple(dict.fromkeys(methods)), datasets=tuple(dict.fromkeys(datasets)),
-        scales=tuple(dict.fromkeys(parse_scale(s) for s in a.scales)), protocol=get_protocol(a.protocol),
-        out=out, data_root=a.data_root, size=a.size, weights=weights, limit=a.limit,
-        device=a.device, seed=a.seed, resume=a.resume, force=a.force,
-    )
+    protocol = get_protocol(o["protocol"])
+    scales = tuple(dict.fromkeys(parse_scale(str(s)) for s in o["scales"]))
+    analyses = parse_analyses(o["analyses"], list(o["methods"]) == ["all"])
+    specs = resolve_models(o["methods"], weights=o["weights"], size=o["size"], random_init=o["random_init"])
+    if not specs:
+        raise EqbenchError("no method left to run (see the warnings above)")
+    datasets = o["datasets"] or default_datasets(o["data_root"])
+    out = Path(o["out"]) if o["out"] else Path("runs") / time.strftime("eval-%Y%m%d-%H%M%S")
+    return RunConfig(
+        models=tuple(specs), datasets=tuple(dict.fromkeys(datasets)), scales=scales, protocol=protocol, out=out,
+        data_root=o["data_root"], limit=o["limit"], device=o["device"], seed=o["seed"], resume=bool(o["resume"]),
+        force=bool(o["force"]), analyses=analyses, analysis_options=tuple(sorted(o["analysis_options"].items())),
+        report=o["report"], progress=not a.no_progress, config_file=a.config, results_name=_results_name(o),
+    )  # fmt: skip
+
+
+def run(a: argparse.Namespace) -> int:
+    from ..report.tables import text_table
+    from ..run.runner import run as run_eval
+    from ..run.suite import run_analyses, write_report
+
+    cfg = build_config(a)
+    for spec in cfg.models:
+        src = {"zoo": "zoo", "user": spec.weights, "random": "random init"}.get(spec.source)
+        if src:
+            print(f"  {spec.method}: {spec.size}, weights: {src}", file=sys.stderr)
 
     def progress(m, ds, scale, cell):
         print(f"  {m:>10} {ds:>8} {scale.label():>7}  psnr-y {cell.mean('psnr-y'):.4f}  "
@@ -70,31 +104,19 @@ def run(a: argparse.Namespace) -> int:
 
     doc = run_eval(cfg, progress=progress)
     print(text_table(doc))
-    print(f"wrote {cfg.out / 'results.json'}")
+    print(f"wrote {cfg.results_path}")
+    if cfg.analyses:
+        run_analyses(cfg)
+    if cfg.report:
+        print(f"wrote {write_report(cfg.results_path)}")
     return 0
 
 
-def select_methods(requested: list[str], weights: dict[str, str], random_init: bool, known: list[str]) -> list[str]:
-    """Methods to run. Learned methods need weights: never a silent fallback to random initialisation."""
-    from ..method import method_entry
-
-    everything = requested == ["all"]
-    names = known if everything else requested
-    for n in names:
-        method_entry(n)
-    for m in weights:
-        if m not in names:
-            raise EqbenchError(f"--weights names {m!r}, which is not among --methods {' '.join(names)}")
-    if random_init:
-        return names
-    missing = [n for n in names if n not in PARAMETER_FREE and n not in weights]
-    if missing and not everything:
-        raise EqbenchError(f"no weights for {', '.join(missing)}: pass --weights {missing[0]}=PATH "
-                           "(or --random-init to evaluate untrained weights, e.g. for a smoke test)")
-    if missing:
-        warnings.warn(f"skipping {', '.join(missing)}: no weights (pass --weights METHOD=PATH)", EqbenchWarning,
-                      stacklevel=2)
-    return [n for n in names if n not in missing]
+def _results_name(o: dict) -> str:
+    name = str(o["results_name"])
+    if "/" in name or "\\" in name or not name.endswith(".json"):
+        raise EqbenchError(f"--results-name must be a plain file name ending in .json, got {name!r}")
+    return name
 
 
 def default_datasets(data_root: str | None) -> list[str]:

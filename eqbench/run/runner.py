@@ -7,44 +7,17 @@ atomically, so an interrupted run keeps what it finished and `--resume` skips it
 from __future__ import annotations
 
 import os
+import sys
 import warnings
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from ..data.datasets import digest, load_catalog, locate, resolve_data_root
+from ..data.datasets import digest, load_catalog, locate
 from ..data.io import EqbenchWarning, load_image
 from ..errors import EqbenchError
-from ..method import create_method, method_entry
-from ..protocol import EvalProtocol
-from ..scales import Scale
+from ..method import method_entry
 from . import provenance
+from .config import RunConfig
 from .evaluate import EVAL_METRICS, evaluate_images
 from .results import load_results, new_results, write_json_atomic
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    methods: tuple[str, ...]
-    datasets: tuple[str, ...]
-    scales: tuple[Scale, ...]
-    protocol: EvalProtocol
-    out: Path
-    data_root: str | None = None
-    size: str = "paper"
-    weights: tuple[tuple[str, str], ...] = ()
-    limit: int | None = None
-    device: str = "cpu"
-    seed: int = 0
-    resume: bool = False
-    force: bool = False
-    method_options: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = field(default_factory=tuple)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["scales"] = [s.as_list() for s in self.scales]
-        d["protocol"] = self.protocol.id
-        d["out"] = str(self.out)
-        return d
 
 
 def validate(cfg: RunConfig) -> None:
@@ -54,7 +27,7 @@ def validate(cfg: RunConfig) -> None:
     catalog = load_catalog()
     for d in cfg.datasets:
         locate(d, cfg.data_root, catalog)
-    results = cfg.out / "results.json"
+    results = cfg.results_path
     if results.exists() and not (cfg.resume or cfg.force):
         raise EqbenchError(f"{results} already holds a run; pass --resume to continue it, --force to "
                            "overwrite it, or choose another --out")
@@ -74,7 +47,7 @@ def _cell_key(row: dict) -> tuple:
 
 def run(cfg: RunConfig, *, progress=None) -> dict:
     validate(cfg)
-    path = cfg.out / "results.json"
+    path = cfg.results_path
     if cfg.resume and path.exists():
         doc = load_results(path)
         if doc["config"].get("protocol") != cfg.protocol.id:
@@ -84,9 +57,15 @@ def run(cfg: RunConfig, *, progress=None) -> dict:
         doc = new_results(provenance.collect(cfg.device, cfg.seed), cfg.to_dict())
     done = {_cell_key(r) for r in doc["rows"] if r.get("kind", "eval") == "eval"}
     catalog = load_catalog()
-    root, _ = resolve_data_root(cfg.data_root)
-    weights = dict(cfg.weights)
-    opts = {m: dict(o) for m, o in cfg.method_options}
+    models = doc.setdefault("models", {})
+    for spec in cfg.models:
+        new = spec.describe()
+        old = models.get(spec.method)
+        if old and (old.get("sha256"), old.get("size")) != (new["sha256"], new["size"]) and not cfg.force:
+            raise EqbenchError(f"{path} holds {spec.method} results from other weights or size ({old.get('weights')}, "
+                               f"{old.get('size')}); use --force to overwrite them or another --out")
+        models[spec.method] = new
+    doc["provenance"]["weights_sha256"] = {m: d["sha256"] for m, d in models.items() if d.get("sha256")}
     for ds in cfg.datasets:
         st = locate(ds, cfg.data_root, catalog)
         files = list(st.files[: cfg.limit] if cfg.limit else st.files)
@@ -96,13 +75,16 @@ def run(cfg: RunConfig, *, progress=None) -> dict:
         doc["datasets"][ds] = {"digest": digest(files), "n_files": len(files), "folder": str(st.folder),
                                "source": st.spec.source}
         images = [(p.stem, load_image(p)) for p in files]
-        for mname in cfg.methods:
+        for spec in cfg.models:
+            mname = spec.method
             todo = [s for s in cfg.scales if (mname, ds, tuple(s.as_list()), cfg.protocol.id) not in done]
             if not todo:
                 continue
-            model = _build(mname, cfg, weights.get(mname), opts.get(mname, {}))
+            model = spec.build(cfg.device, cfg.seed)
             for scale in todo:
-                cell = evaluate_images(model, images, scale, cfg.protocol, device=cfg.device)
+                bar = _bar(images, f"{mname} {ds} x{scale.label()}", cfg.progress)
+                cell = evaluate_images(model, bar, scale, cfg.protocol, device=cfg.device)
+                bar.close()
                 for metric in EVAL_METRICS:
                     doc["rows"].append({
                         "kind": "eval", "method": mname, "dataset": ds, "scale": scale.as_list(),
@@ -119,10 +101,9 @@ def run(cfg: RunConfig, *, progress=None) -> dict:
     return doc
 
 
-def _build(name: str, cfg: RunConfig, weights: str | None, options: dict):
-    model = create_method(name, size=cfg.size if name != "bicubic" else "paper", **options)
-    if weights:
-        from ..checkpoint import load_weights
+def _bar(images: list, desc: str, enabled: bool):
+    """A per-image progress bar on stderr (only on a terminal; logs get the per-cell lines instead)."""
+    from tqdm import tqdm
 
-        load_weights(model, weights)
-    return model.to(cfg.device).eval()
+    return tqdm(images, desc=desc, unit="img", leave=False, file=sys.stderr, dynamic_ncols=True,
+                disable=not (enabled and sys.stderr.isatty()))

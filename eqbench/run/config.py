@@ -1,0 +1,133 @@
+"""The run configuration: one frozen object built at the CLI edge from CLI > YAML file > defaults.
+
+A YAML file (`eqbench run --config run.yaml`) uses the long option names with underscores, e.g.
+
+    methods: [liif, lte]
+    datasets: [Set5, Set14]
+    scales: [2, 3, 4, 6, 1.55, 2.75, 1.5x4]
+    weights: {liif: runs/liif/final.safetensors}
+    analyses: [equivariance, cka]
+    analysis_options: {crops: 32}
+
+Every option given on the command line wins over the file; unknown keys are errors naming the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import EqbenchError, unknown_name
+from ..protocol import EvalProtocol
+from ..scales import Scale
+from .models import ModelSpec
+
+ANALYSES = ("equivariance", "cka", "profile")
+DEFAULTS: dict = {
+    "methods": None, "datasets": None, "scales": ["2", "3", "4"], "protocol": "matlab", "size": None,
+    "weights": {}, "limit": None, "device": "cpu", "seed": 0, "out": None, "data_root": None,
+    "random_init": False, "resume": False, "force": False, "analyses": None, "report": True,
+    "analysis_options": {}, "results_name": "results.json",
+}  # fmt: skip
+# AnalysisConfig fields a YAML file may set under analysis_options.
+ANALYSIS_OPTIONS = ("crops", "crop_size", "batch_size", "input_sizes", "memory_input", "memory_scale",
+                    "timing_scale", "min_run_time", "min_measurements", "timing")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    models: tuple[ModelSpec, ...]
+    datasets: tuple[str, ...]
+    scales: tuple[Scale, ...]
+    protocol: EvalProtocol
+    out: Path
+    data_root: str | None = None
+    limit: int | None = None
+    device: str = "cpu"
+    seed: int = 0
+    resume: bool = False
+    force: bool = False
+    analyses: tuple[str, ...] = ()
+    analysis_options: tuple[tuple[str, object], ...] = ()
+    report: bool = True
+    progress: bool = True
+    config_file: str | None = None
+    results_name: str = "results.json"
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def results_path(self) -> Path:
+        return self.out / self.results_name
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(m.method for m in self.models)
+
+    def to_dict(self) -> dict:
+        return {
+            "methods": list(self.methods), "models": {m.method: {"size": m.size, "source": m.source,
+                                                                 "weights": m.weights, "options": dict(m.options)}
+                                                      for m in self.models},
+            "datasets": list(self.datasets), "scales": [s.as_list() for s in self.scales],
+            "protocol": self.protocol.id, "out": str(self.out), "data_root": self.data_root, "limit": self.limit,
+            "device": self.device, "seed": self.seed, "analyses": list(self.analyses),
+            "analysis_options": dict(self.analysis_options), "config_file": self.config_file,
+        }  # fmt: skip
+
+
+def load_yaml(path: str | Path) -> dict:
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise EqbenchError(f"run configuration file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise EqbenchError(f"{p} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise EqbenchError(f"{p} must be a mapping of option names to values, got {type(data).__name__}")
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    for k in data:
+        if k not in DEFAULTS or k in ("resume", "force"):
+            raise unknown_name(f"option in {p}:", k, [d for d in DEFAULTS if d not in ("resume", "force")])
+    for k in ("methods", "datasets", "scales", "analyses"):
+        if isinstance(data.get(k), (str, int, float)):
+            data[k] = [data[k]]
+    if "weights" in data and not isinstance(data["weights"], dict):
+        raise EqbenchError(f"{p}: weights must be a mapping METHOD: PATH")
+    for k in data.get("analysis_options") or {}:
+        if k not in ANALYSIS_OPTIONS:
+            raise unknown_name(f"analysis option in {p}:", k, ANALYSIS_OPTIONS)
+    # Relative paths in the file are relative to the file, so a config works from any folder.
+    for k in ("out", "data_root"):
+        if data.get(k) is not None:
+            data[k] = str((p.parent / str(data[k])).resolve()) if not Path(str(data[k])).is_absolute() else data[k]
+    data["weights"] = {str(m): str(v if Path(str(v)).is_absolute() else (p.parent / str(v)).resolve())
+                       for m, v in (data.get("weights") or {}).items()}  # fmt: skip
+    data["scales"] = [str(s) for s in data.get("scales", DEFAULTS["scales"])]
+    return data
+
+
+def merge(cli: dict, file: dict) -> dict:
+    """CLI (values that are not None) > file > defaults."""
+    out = dict(DEFAULTS)
+    out.update({k: v for k, v in file.items() if v is not None})
+    out.update({k: v for k, v in cli.items() if v is not None and k in DEFAULTS})
+    return out
+
+
+def parse_analyses(items: list[str] | None, everything: bool) -> tuple[str, ...]:
+    """`None` means the default: all analyses for `--methods all` (the main job), none otherwise."""
+    if items is None:
+        return ANALYSES if everything else ()
+    if list(items) == ["none"]:
+        return ()
+    if list(items) == ["all"]:
+        return ANALYSES
+    for a in items:
+        if a not in ANALYSES:
+            raise unknown_name("analysis", a, ANALYSES)
+    return tuple(dict.fromkeys(items))

@@ -1,0 +1,94 @@
+"""Which model each method name means in a run: size, options and weights, resolved once at the edge.
+
+Per method, in order: parameter-free methods need nothing; `--weights METHOD=PATH` is the user's
+checkpoint at `--size` (default paper); `--random-init` evaluates an untrained model (smoke tests);
+otherwise the CPU zoo's model (its `tiny` size and options, checksum-verified). A learned method with
+none of these is an error when named explicitly and skipped with a warning under `--methods all`:
+never a silent fallback to random weights.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import EqbenchError
+
+PARAMETER_FREE = ("bicubic",)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    method: str
+    size: str
+    source: str  # "parameter-free" | "user" | "zoo" | "random"
+    weights: str | None = None
+    options: tuple[tuple[str, object], ...] = ()
+
+    def build(self, device: str = "cpu", seed: int | None = None):
+        import torch
+
+        from ..method import create_method
+
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = create_method(self.method, size=self.size, **dict(self.options))
+        if self.weights:
+            from ..checkpoint import load_weights
+
+            load_weights(model, self.weights)
+        return model.to(device).eval()
+
+    def describe(self) -> dict:
+        d = {"method": self.method, "size": self.size, "source": self.source, "options": dict(self.options),
+             "weights": self.weights, "sha256": None}
+        if self.weights:
+            from ..zoo import sha256_file
+
+            d["sha256"] = sha256_file(Path(self.weights))
+        return d
+
+
+def resolve_models(requested: list[str], *, weights: dict[str, str], size: str | None = None,
+                   random_init: bool = False, use_zoo: bool = True, fallback_random: bool = False) -> list[ModelSpec]:
+    """ModelSpecs for `requested` (names or ['all']); validates every name before any work.
+
+    `fallback_random`: methods with neither weights nor a zoo model get random weights (for profiles,
+    whose costs do not depend on the weights)."""
+    from ..method import list_methods, method_entry
+    from ..zoo import verify, zoo_entry
+
+    everything = list(requested) == ["all"]
+    names = list(dict.fromkeys(list_methods() if everything else requested))
+    for n in names:
+        method_entry(n)
+    if size not in (None, "paper", "tiny"):
+        raise EqbenchError(f"unknown --size {size!r}: use paper or tiny")
+    for m in weights:
+        if m not in names:
+            raise EqbenchError(f"--weights names {m!r}, which is not among --methods {' '.join(names)}")
+    specs, missing = [], []
+    for n in names:
+        if n in PARAMETER_FREE:
+            specs.append(ModelSpec(n, "paper", "parameter-free"))
+        elif n in weights:
+            specs.append(ModelSpec(n, size or "paper", "user", str(weights[n])))
+        elif random_init:
+            specs.append(ModelSpec(n, size or "paper", "random"))
+        elif use_zoo and (z := zoo_entry(n)) is not None and size in (None, z.size):
+            specs.append(ModelSpec(n, z.size, "zoo", str(verify(z)), tuple(sorted(z.options.items()))))
+        elif fallback_random:
+            specs.append(ModelSpec(n, size or "paper", "random"))
+        else:
+            missing.append(n)
+    if missing:
+        why = f" at size {size} (the zoo has tiny models)" if size == "paper" else ""
+        msg = (f"no weights for {', '.join(missing)}{why}: pass --weights {missing[0]}=PATH "
+               "(or --random-init to use untrained weights, e.g. for a smoke test)")
+        if not everything:
+            raise EqbenchError(msg)
+        from ..data.io import EqbenchWarning
+
+        warnings.warn(f"skipping {', '.join(missing)}: {msg}", EqbenchWarning, stacklevel=2)
+    return specs
