@@ -11,8 +11,11 @@ Semantics follow MATLAB's imresize.m (see ../shared/spec/protocol.md):
   * `uint8=True` emulates MATLAB on uint8 images: values are rounded half away from zero and clipped
     to [0, 255] after each 1-D pass. Input must then hold integers in [0, 255].
 
-Each 1-D pass is a dense (out x in) weight matrix applied with a matmul, which is exact (the mirrored
-taps are summed into the matrix) and fast on CPU and GPU alike.
+Each 1-D pass is a banded weight matrix applied block-wise: the output is cut into blocks of a few
+dozen pixels, each block's input window (mirrored taps included) is gathered once, and one batched
+matmul of (blocks, b, K) weights with the windows does the pass. That is the dense (out x in) matmul
+(`weight_matrix`) without its zeros: ~K instead of `in` multiply-adds per output, the same sums up to
+float64 summation order (<1e-13), and still one BLAS call on CPU and GPU alike.
 """
 
 from __future__ import annotations
@@ -37,6 +40,18 @@ def _cubic(x: np.ndarray) -> np.ndarray:
 
 def contributions(in_len: int, out_len: int, scale: float, antialias: bool = True):
     """MATLAB's `contributions`: 0-based tap indices (out_len, P) and weights (out_len, P), float64."""
+    pos, w = _taps(in_len, out_len, scale, antialias)
+    return _mirror(pos, in_len), w
+
+
+def _mirror(pos: np.ndarray, in_len: int) -> np.ndarray:
+    # MATLAB's symmetric boundary: position -1 reads pixel 0, position in_len reads in_len - 1, ...
+    aux = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
+    return aux[np.mod(pos, 2 * in_len)]
+
+
+def _taps(in_len: int, out_len: int, scale: float, antialias: bool):
+    """Unmirrored 0-based tap positions (out_len, P), int64, and their normalised weights."""
     kernel_width = 4.0
     shrink = antialias and scale < 1
     if shrink:
@@ -49,9 +64,108 @@ def contributions(in_len: int, out_len: int, scale: float, antialias: bool = Tru
     d = u[:, None] - ind
     w = scale * _cubic(scale * d) if shrink else _cubic(d)
     w = w / w.sum(axis=1, keepdims=True)
-    aux = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
-    ind0 = aux[np.mod(ind.astype(np.int64) - 1, 2 * in_len)]
-    return ind0, w
+    return ind.astype(np.int64) - 1, w
+
+
+@lru_cache(maxsize=256)
+def _blocks_np(in_len: int, out_len: int, scale: float, antialias: bool, block: int):
+    """Block-banded form of one pass: source rows (nb * K,) and weights (nb, block, K).
+
+    Output pixels [j*block, (j+1)*block) read the K input positions from lo_j on (mirrored into the
+    image); weight [j, r, k] multiplies position lo_j + k for output j*block + r. Taps whose weight is
+    exactly zero (the first/last of MATLAB's ceil(width) + 2 are for integer scales) are left out.
+    """
+    pos, w = _taps(in_len, out_len, scale, antialias)
+    nz = w != 0
+    first = np.where(nz.any(1), nz.argmax(1), 0)
+    last = np.where(nz.any(1), w.shape[1] - 1 - nz[:, ::-1].argmax(1), 0)
+    nb = -(-out_len // block)
+    rows = np.arange(out_len)
+    start = np.full(nb * block, pos[-1, first[-1]])
+    stop = np.full(nb * block, pos[-1, last[-1]] + 1)
+    start[:out_len], stop[:out_len] = pos[rows, first], pos[rows, last] + 1
+    lo = start.reshape(nb, block).min(1)
+    k = int((stop.reshape(nb, block).max(1) - lo).max())
+    wb = np.zeros((nb, block, k), dtype=np.float64)
+    r, p = np.nonzero(nz)
+    wb[r // block, r % block, pos[r, p] - lo[r // block]] = w[r, p]
+    src = _mirror(lo[:, None] + np.arange(k)[None, :], in_len).reshape(-1)
+    return src, wb
+
+
+@lru_cache(maxsize=256)
+def _interior_np(in_len: int, out_len: int, scale: float, antialias: bool, block: int):
+    """Per block: its first input position, and whether its window lies inside the image unmirrored."""
+    src, wb = _blocks_np(in_len, out_len, scale, antialias, block)
+    win = src.reshape(wb.shape[0], wb.shape[2])
+    lo = win[:, 0]
+    return lo.tolist(), np.all(win == lo[:, None] + np.arange(wb.shape[2]), axis=1).tolist()
+
+
+def _block_size(scale: float) -> int:
+    # Window length K ~ block/scale + 4/min(scale, 1): small blocks waste fewer multiply-adds, large
+    # ones make better matmuls. These sizes were the fastest on Set14-sized images (1 CPU thread).
+    return 32 if scale >= 1 else 16
+
+
+@lru_cache(maxsize=256)
+def _sparse_cpu(in_len: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
+    """The (out_len, in_len) pass matrix as a coalesced sparse COO tensor (mirrored taps summed)."""
+    ind, w = contributions(in_len, out_len, scale, antialias)
+    rows = np.repeat(np.arange(out_len), ind.shape[1])
+    keep = w.ravel() != 0
+    idx = torch.from_numpy(np.stack([rows[keep], ind.ravel()[keep]]))
+    vals = torch.from_numpy(w.ravel()[keep])
+    return torch.sparse_coo_tensor(idx, vals, (out_len, in_len), check_invariants=True).coalesce()
+
+
+def _fast_cpu(x: torch.Tensor) -> bool:
+    # The sparse and out= kernels below have no autograd; GPUs take the batched-matmul path.
+    return x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad)
+
+
+def _sparse_rows(x: torch.Tensor, in_len: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
+    # Sparse x dense on CPU adds each tap's weighted input row to its output row: exactly the taps'
+    # multiply-adds, on whole contiguous rows (2-4x faster here than the blocked matmul).
+    m = _sparse_cpu(in_len, out_len, float(scale), antialias).to(x.dtype)
+    xs = x.reshape(-1, in_len, x.shape[-1])
+    y = torch.empty((xs.shape[0], out_len, x.shape[-1]), dtype=x.dtype)
+    for i in range(xs.shape[0]):
+        torch.mm(m, xs[i], out=y[i])
+    return y.reshape(*x.shape[:-2], out_len, x.shape[-1])
+
+
+def _pass_rows(x: torch.Tensor, in_len: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
+    """One 1-D pass along axis -2 of x (..., in_len, W) -> (..., out_len, W)."""
+    if _fast_cpu(x):
+        return _sparse_rows(x, in_len, out_len, scale, antialias)
+    src, wb = _blocks_np(in_len, out_len, float(scale), antialias, _block_size(scale))
+    nb, _, k = wb.shape
+    src_t = torch.from_numpy(src).to(x.device)
+    wb_t = torch.from_numpy(wb).to(device=x.device, dtype=x.dtype)
+    windows = x.index_select(-2, src_t).unflatten(-2, (nb, k))
+    return torch.matmul(wb_t, windows).flatten(-3, -2)[..., :out_len, :]
+
+
+def _pass_cols(x: torch.Tensor, in_len: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
+    """One 1-D pass along the last axis of x (..., in_len) -> (..., out_len)."""
+    if torch.is_grad_enabled() and x.requires_grad:  # matmul with out= has no autograd
+        return _pass_rows(x.transpose(-1, -2), in_len, out_len, scale, antialias).transpose(-1, -2).contiguous()
+    block = _block_size(scale)
+    src, wb = _blocks_np(in_len, out_len, float(scale), antialias, block)
+    lo, inside = _interior_np(in_len, out_len, float(scale), antialias, block)
+    k = wb.shape[2]
+    # Each block reads a column slice of the row-major image in place (only the mirrored border blocks
+    # are gathered) and writes its slice of the output: no transposed copies of the image.
+    rows = x.contiguous().reshape(-1, in_len)
+    wt = torch.from_numpy(wb).to(device=x.device, dtype=x.dtype).transpose(1, 2)
+    src_t = torch.from_numpy(src).to(x.device)
+    y = torch.empty((rows.shape[0], out_len), dtype=x.dtype, device=x.device)
+    for j in range(wb.shape[0]):
+        a, b = j * block, min(out_len, (j + 1) * block)
+        win = rows[:, lo[j] : lo[j] + k] if inside[j] else rows.index_select(1, src_t[j * k : (j + 1) * k])
+        torch.mm(win, wt[j, :, : b - a], out=y[:, a:b])
+    return y.reshape(*x.shape[:-1], out_len)
 
 
 @lru_cache(maxsize=256)
@@ -113,13 +227,11 @@ def imresize(x: torch.Tensor, scale: float | Sequence[float] | None = None,
         if axis == 0:
             if out_h == in_h and sh == 1.0:
                 continue
-            m = weight_matrix(in_h, out_h, sh, antialias=antialias, dtype=y.dtype, device=y.device)
-            y = torch.matmul(m, y)
+            y = _pass_rows(y, in_h, out_h, sh, antialias)
         else:
             if out_w == in_w and sw == 1.0:
                 continue
-            m = weight_matrix(in_w, out_w, sw, antialias=antialias, dtype=y.dtype, device=y.device)
-            y = torch.matmul(y, m.transpose(0, 1))
+            y = _pass_cols(y, in_w, out_w, sw, antialias)
         if uint8:
             y = _round_clip(y)
     return y

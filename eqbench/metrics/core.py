@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from .color import rgb_to_y
@@ -49,7 +48,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor, *, peak: float = 255.0) -> float:
     """10 log10(peak^2 / MSE) over all elements, float64; inf for identical inputs."""
     if a.shape != b.shape:
         raise ValueError(f"psnr needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
-    mse = torch.mean((a.to(torch.float64) - b.to(torch.float64)) ** 2).item()
+    mse = torch.mean(torch.sub(a.to(torch.float64), b.to(torch.float64)).square_()).item()
     return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
 
 
@@ -60,28 +59,43 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
 
 
 def _filter_valid(t: torch.Tensor, g: list[float]) -> torch.Tensor:
-    """Separable 'valid' correlation of the last two axes with the symmetric 1-D window g.
+    """Separable 'valid' correlation of the last two axes with the symmetric 1-D window g (float64).
 
-    On CPU scipy's line filter (one cache-friendly pass per axis, float64); elsewhere a sum of shifted
-    slices on the tensor's device. Both are exact float64 correlations (they differ by ~1e-13).
+    A sum of shifted slices accumulated in place (no temporaries), so it runs on any device.
     """
     k = len(g)
     r = k // 2
-    if t.device.type == "cpu":
-        from scipy.ndimage import correlate1d
-
-        w = np.asarray(g, dtype=np.float64)
-        a = correlate1d(t.numpy(), w, axis=-2, mode="constant")[..., r:-r, :]
-        a = correlate1d(np.ascontiguousarray(a), w, axis=-1, mode="constant")[..., r:-r]
-        return torch.from_numpy(np.ascontiguousarray(a))
     h, wd = t.shape[-2] - k + 1, t.shape[-1] - k + 1
     rows = t[..., r : r + h, :] * g[r]
-    for i in range(r):  # symmetric window: pair the taps i and k-1-i
-        rows.add_(t[..., i : i + h, :] + t[..., k - 1 - i : k - 1 - i + h, :], alpha=g[i])
+    for i in range(r):
+        rows.add_(t[..., i : i + h, :], alpha=g[i]).add_(t[..., k - 1 - i : k - 1 - i + h, :], alpha=g[i])
     out = rows[..., :, r : r + wd] * g[r]
     for i in range(r):
-        out.add_(rows[..., :, i : i + wd] + rows[..., :, k - 1 - i : k - 1 - i + wd], alpha=g[i])
+        out.add_(rows[..., :, i : i + wd], alpha=g[i]).add_(rows[..., :, k - 1 - i : k - 1 - i + wd], alpha=g[i])
     return out
+
+
+# Output rows per strip on CPU: a strip's four maps and temporaries (~1-2 MB for a 500-pixel-wide image)
+# stay in the CPU cache, which makes the shifted-slice filter ~1.5x faster than on whole images.
+_CPU_STRIP = 64
+
+
+def _ssim_sum(x: torch.Tensor, y: torch.Tensor, g: list[float], c1: float, c2: float) -> torch.Tensor:
+    """Sum of the 'valid' SSIM map of x and y (n, h, w) per channel, shape (n,)."""
+    # The SSIM formula needs the two variances only as their sum, so x^2 + y^2 is filtered as one map:
+    # four filtered maps instead of five.
+    maps = torch.empty((4, *x.shape), dtype=x.dtype, device=x.device)
+    maps[0], maps[1] = x, y
+    torch.mul(x, x, out=maps[2]).addcmul_(y, y)
+    torch.mul(x, y, out=maps[3])
+    mu_x, mu_y, sq, xy = _filter_valid(maps, g).unbind(0)
+    mu_xy = mu_x * mu_y
+    mu_sq = torch.mul(mu_x, mu_x).addcmul_(mu_y, mu_y)
+    cov = xy.sub_(mu_xy).mul_(2).add_(c2)  # 2 cov_xy + c2
+    var = sq.sub_(mu_sq).add_(c2)  # var_x + var_y + c2
+    num = mu_xy.mul_(2).add_(c1).mul_(cov)
+    den = mu_sq.add_(c1).mul_(var)
+    return num.div_(den).sum(dim=(-2, -1))
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, *, peak: float = 255.0) -> float:
@@ -93,12 +107,15 @@ def ssim(a: torch.Tensor, b: torch.Tensor, *, peak: float = 255.0) -> float:
     if x.shape[-1] < 11 or x.shape[-2] < 11:
         raise ValueError(f"ssim needs at least 11x11 pixels, got {tuple(a.shape[-2:])}")
     g = _gaussian_window().tolist()
+    k = len(g)
     c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
-    mu_x, mu_y, xx, yy, xy = _filter_valid(torch.stack([x, y, x * x, y * y, x * y]), g).unbind(0)
-    mu_x2, mu_y2, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
-    s_x, s_y, s_xy = xx - mu_x2, yy - mu_y2, xy - mu_xy
-    m = ((2 * mu_xy + c1) * (2 * s_xy + c2)) / ((mu_x2 + mu_y2 + c1) * (s_x + s_y + c2))
-    return m.mean(dim=(-2, -1)).mean().item()
+    ho, wo = x.shape[-2] - k + 1, x.shape[-1] - k + 1
+    strip = _CPU_STRIP if x.device.type == "cpu" else ho
+    total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
+    for r0 in range(0, ho, strip):
+        r1 = min(ho, r0 + strip)
+        total += _ssim_sum(x[:, r0 : r1 + k - 1], y[:, r0 : r1 + k - 1], g, c1, c2)
+    return (total / (ho * wo)).mean().item()
 
 
 def luma(img: torch.Tensor, rounded: bool) -> torch.Tensor:

@@ -25,9 +25,10 @@ def to_scoring_domain(sr01: torch.Tensor, pair: EvalPair, protocol: EvalProtocol
     x = sr01.to(torch.float64).clamp(0, 1)
     if pair.single_channel:
         x = to_single_channel(x).unsqueeze(0)
-    x = x * 255.0
+    x.mul_(255.0)
     if protocol.quantize_sr:
-        x = torch.floor(x + 0.5).clamp_(0, 255)  # MATLAB uint8(): round half away from zero
+        # MATLAB uint8(): round half away from zero; x is in [0, 255] already, so no saturation is needed.
+        x.add_(0.5).floor_()
     return x
 
 
