@@ -18,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", nargs="?", default="list", choices=["list", "add", "cards"])
     p.add_argument("run", nargs="?", help="add: an `eqbench train` output folder")
     p.add_argument("--train-command", help="add: the exact training command, for the model card")
-    p.add_argument("--wall-seconds", type=float, help="add: the run's wall time")
+    p.add_argument("--wall-seconds", type=float, help="add: the run's wall time (all stages)")
+    p.add_argument("--stage1", help="add: the run this one was initialised from (--init), for a two-stage model")
     p.add_argument("--baseline", help="cards: the results.json the scores come from")
 
 
@@ -30,7 +31,7 @@ def run(a: argparse.Namespace) -> int:
 
         if not a.run or not a.train_command:
             raise EqbenchError("eqbench zoo add needs RUN_DIR and --train-command")
-        e = add_run(a.run, command=a.train_command, wall_seconds=a.wall_seconds)
+        e = add_run(a.run, command=a.train_command, wall_seconds=a.wall_seconds, stage1=a.stage1)
         print(f"added {e['file']} ({e['sha256'][:12]})")
         return 0
     if a.action == "cards":

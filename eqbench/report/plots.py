@@ -14,9 +14,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ..scales import Scale  # noqa: E402
 
 
-def to_data_uri(fig) -> str:
+def to_data_uri(fig, tight: bool = True) -> str:
+    # bbox_inches="tight" draws the figure twice; the curve panels set their margins instead (speed).
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -49,7 +50,8 @@ def curve_figure(data: dict[str, dict[str, list[tuple[float, float]]]], ylabel: 
         panels = {d: m for d, m in panels.items() if reference in m and len(m) > 1}
     if not panels:
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    fig.subplots_adjust(left=0.6 / len(panels), right=1 - 0.1 / len(panels), bottom=0.16, top=0.9, wspace=0.3)
     for ax, (ds, methods) in zip(axes[0], panels.items()):
         ref = dict(methods.get(reference, [])) if reference else None
         for m, pts in methods.items():
@@ -63,7 +65,7 @@ def curve_figure(data: dict[str, dict[str, list[tuple[float, float]]]], ylabel: 
         ax.set_ylabel(ylabel if ref is None else f"{ylabel} - {reference}")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7)
-    return to_data_uri(fig)
+    return to_data_uri(fig, tight=False)
 
 
 def heatmap(matrix: list[list[float]], xlabels: list[str], ylabels: list[str], title: str) -> str:

@@ -37,7 +37,9 @@ def _last_meta(run: Path) -> dict:
     return json.loads(metas[-1].read_text())
 
 
-def add_run(run: str | Path, *, command: str, wall_seconds: float | None = None) -> dict:
+def add_run(run: str | Path, *, command: str, wall_seconds: float | None = None,
+            stage1: str | Path | None = None) -> dict:
+    """`stage1`: the run this one started from with --init (its log is kept as logs/<stem>-stage1.csv)."""
     run = Path(run)
     final = run / "final.safetensors"
     if not final.is_file():
@@ -51,6 +53,13 @@ def add_run(run: str | Path, *, command: str, wall_seconds: float | None = None)
     (ZOO_DIR / "logs").mkdir(exist_ok=True)
     shutil.copyfile(final, ZOO_DIR / "weights" / f"{stem}.safetensors")
     shutil.copyfile(run / "log.csv", ZOO_DIR / "logs" / f"{stem}.csv")
+    stage1_info = None
+    if stage1 is not None:
+        first = _last_meta(Path(stage1))
+        shutil.copyfile(Path(stage1) / "log.csv", ZOO_DIR / "logs" / f"{stem}-stage1.csv")
+        stage1_info = {"recipe": first["recipe"].get("name"), "iterations": first.get("total_iters"),
+                       "lr": [p["lr"] for p in first["recipe"]["phases"]], "seed": first.get("seed"),
+                       "log": f"logs/{stem}-stage1.csv"}  # fmt: skip
     log_rows = (run / "log.csv").read_text().strip().splitlines()
     elapsed = float(log_rows[-1].split(",")[5]) if len(log_rows) > 1 else None
     recipe = meta["recipe"]
@@ -63,7 +72,7 @@ def add_run(run: str | Path, *, command: str, wall_seconds: float | None = None)
                   "lr": [p["lr"] for p in recipe["phases"]], "loss": recipe.get("loss"), "seed": meta.get("seed"),
                   "data": meta.get("data"), "git": meta.get("git"), "torch": meta.get("torch"),
                   "device": meta.get("device"), "wall_seconds": wall_seconds, "train_loop_seconds": elapsed,
-                  "command": command},
+                  "command": command, "init": meta.get("init"), "stage1": stage1_info},
     }  # fmt: skip
     doc = _manifest()
     doc["models"][method] = {**doc["models"].get(method, {}), **entry}
@@ -119,6 +128,10 @@ def card(method: str, e: dict, protocol: str, baseline: str | Path) -> str:
                      for k, v in e.get("scores", {}).items())  # fmt: skip
     recipe = (f"`{t['recipe']}`: {t['sampler']} batches ({t['resize']} LR), batch {t['batch_size']}, "
               f"{t['iterations']} iterations, Adam lr {t['lr']}, {t['loss']} loss")
+    if t.get("stage1"):
+        s1 = t["stage1"]
+        recipe = (f"stage 1 `{s1['recipe']}` ({s1['iterations']} iterations, lr {s1['lr']}, seed {s1['seed']}, "
+                  f"log `{s1['log']}`), then stage 2 from its weights: " + recipe)
     data = ", ".join(f"{ds} ({t['data']['main']['images']} images)" for ds in t["data"]["main"]["datasets"])
     return f"""# {method}-tiny (eqbench CPU zoo)
 
