@@ -41,6 +41,7 @@ class AnalysisConfig:
     min_run_time: float = 0.2
     min_measurements: int = 3
     timing: bool = True
+    timing_limit: int | None = None  # time on the first N images only (None: all, after `limit`)
     # Resolved models (eqbench.run.models.ModelSpec); when empty, built from methods/size/weights.
     models: tuple = ()
 
@@ -171,7 +172,7 @@ def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> None:
 
     if any(cfg.spec(m).weights for m in cfg.methods):
         _log("eqbench: note: profiles use random weights (cost does not depend on them)")
-    timing = tuple(_images(cfg, cfg.datasets[0], store)) if cfg.timing else ()
+    timing = tuple(_images(cfg, cfg.datasets[0], store))[: cfg.timing_limit] if cfg.timing else ()
     profiles = []
     for m in cfg.methods:
         spec = cfg.spec(m)

@@ -68,6 +68,8 @@ def config_from_args(a: argparse.Namespace):
     # EQ_S and CKA of untrained weights say nothing about a method: no silent random initialisation.
     specs = resolve_models(a.methods, weights=weights, size=a.size, random_init=a.random_init,
                            fallback_random=a.analysis == "profile")
+    if a.analysis == "cka" and list(a.methods) == ["all"]:
+        specs = [s for s in specs if s.source != "parameter-free"]  # bicubic has no layers to compare
     methods = tuple(s.method for s in specs)
     for name, v, low in (("--limit", a.limit, 1), ("--crops", a.crops, 4), ("--crop-size", a.crop_size, 1),
                          ("--batch-size", a.batch_size, 4), ("--memory-input", a.memory_input, 1),

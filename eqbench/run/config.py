@@ -31,7 +31,7 @@ DEFAULTS: dict = {
 }  # fmt: skip
 # AnalysisConfig fields a YAML file may set under analysis_options.
 ANALYSIS_OPTIONS = ("crops", "crop_size", "batch_size", "input_sizes", "memory_input", "memory_scale",
-                    "timing_scale", "min_run_time", "min_measurements", "timing")
+                    "timing_scale", "min_run_time", "min_measurements", "timing", "timing_limit")
 
 
 @dataclass(frozen=True)
