@@ -124,6 +124,7 @@ def card(method: str, e: dict, protocol: str, baseline: str | Path) -> str:
     t = e["train"]
     wall = f"{t['wall_seconds'] / 60:.1f} min" if t.get("wall_seconds") else "?"
     loop = f"{t['train_loop_seconds'] / 60:.1f} min" if t.get("train_loop_seconds") else "?"
+    loop = ("stage 2 " if t.get("stage1") else "") + f"training loop {loop}"
     rows = "\n".join(f"| {k} | {v['psnr-y']:.2f} | {v['ssim-y']:.4f} | {v['margin']:+.2f} |"
                      for k, v in e.get("scores", {}).items())  # fmt: skip
     recipe = (f"`{t['recipe']}`: {t['sampler']} batches ({t['resize']} LR), batch {t['batch_size']}, "
@@ -132,7 +133,7 @@ def card(method: str, e: dict, protocol: str, baseline: str | Path) -> str:
         s1 = t["stage1"]
         recipe = (f"stage 1 `{s1['recipe']}` ({s1['iterations']} iterations, lr {s1['lr']}, seed {s1['seed']}, "
                   f"log `{s1['log']}`), then stage 2 from its weights: " + recipe)
-    data = ", ".join(f"{ds} ({t['data']['main']['images']} images)" for ds in t["data"]["main"]["datasets"])
+    data = " + ".join(t["data"]["main"]["datasets"]) + f" ({t['data']['main']['images']} images)"
     return f"""# {method}-tiny (eqbench CPU zoo)
 
 | | |
@@ -143,7 +144,7 @@ def card(method: str, e: dict, protocol: str, baseline: str | Path) -> str:
 | data | {data} from `../shared/datasets` |
 | seed | {t['seed']} |
 | code | eqbench git `{(t.get('git') or {}).get('sha')}`, torch {t['torch']}, {t['device']} |
-| wall time | {wall} (training loop {loop}) on the 2-core CPU machine, 1 thread per run, two runs side by side |
+| wall time | {wall} ({loop}) on the 2-core CPU machine, 1 thread per run, other runs and jobs alongside |
 | log | `{e['log']}` (loss, lr, it/s every 10 iterations) |
 
 Command:
