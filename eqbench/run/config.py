@@ -14,7 +14,7 @@ Every option given on the command line wins over the file; unknown keys are erro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EqbenchError, unknown_name
@@ -53,7 +53,6 @@ class RunConfig:
     progress: bool = True
     config_file: str | None = None
     results_name: str = "results.json"
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def results_path(self) -> Path:
