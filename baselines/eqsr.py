@@ -57,7 +57,7 @@ from eqbench.checkpoint import load_state_dict_strict
 from eqbench.errors import EqbenchError, suggest
 from eqbench.method import SRMethod, register_method
 
-from .eqsr_afe import SINCOS_ARITH, ScaleCond, sincos_encoding
+from .eqsr_afe import SINCOS_ARITH, ArbSRConv, ScaleCond, sincos_encoding
 from .eqsr_backbone import EQSRBackbone
 from .eqsr_kriging import NeuralKriging
 from .eqsr_official import convert, read_basicsr
@@ -131,6 +131,8 @@ class EQSR(SRMethod):
         self.param_key, self.official, self.sincos_arith = param_key, official, sincos_arith
         if hasattr(upsampler, "sincos_arith"):
             upsampler.sincos_arith = sincos_arith
+        # Does the backbone read (r_h, r_w) itself (ablation D's ArbSR conv), not only the scale code?
+        self._ratio_aware = any(isinstance(m, ArbSRConv) for m in encoder.modules())
         self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
         up = ("upsampler.head", "upsampler.blocks.0", "upsampler.blocks.1")
         self.feature_taps = tuple(f"encoder.{t}" for t in encoder.taps) + (
@@ -178,6 +180,31 @@ class EQSR(SRMethod):
         cond = self.scale_cond(lr, out_size)
         feat = self.features(lr - self.mean, cond)
         return self.upsampler(feat, out_size, self.band_rows, window=window) + self.mean
+
+    def forward_windows(self, lr: torch.Tensor, out_sizes: list[tuple[int, int]],
+                        windows: list[tuple[int, int, int, int]]) -> torch.Tensor:
+        """`forward_window` for a batch whose samples have their own frame and window (the official
+        recipe: one scale per sample): one batched backbone pass with per-sample scale codes, then each
+        sample's window decoded on its own frame. Equals per-sample `forward_window` up to float
+        summation order. Windows must share one size (they are stacked)."""
+        n = lr.shape[0]
+        if not (len(out_sizes) == len(windows) == n):
+            raise EqbenchError(f"forward_windows: {n} images but {len(out_sizes)} frames and {len(windows)} windows")
+        for size, win in zip(out_sizes, windows):
+            top, left, height, width = win
+            if (min(top, left) < 0 or height < 1 or width < 1 or top + height > size[0]
+                    or left + width > size[1]):
+                raise EqbenchError(f"window {win} (top, left, height, width) is not inside the frame {size}")
+        lr = lr.to(self.mean.dtype)
+        conds = [self.scale_cond(lr[i:i + 1], tuple(out_sizes[i])) for i in range(n)]
+        x = lr - self.mean
+        if self._ratio_aware and len({c.scale for c in conds}) > 1:  # ablation D routes by (r_h, r_w)
+            feats = [self.features(x[i:i + 1], c) for i, c in enumerate(conds)]
+        else:
+            feats = self.features(x, ScaleCond(torch.cat([c.code for c in conds]), conds[0].scale)).split(1)
+        outs = [self.upsampler(f, tuple(s), self.band_rows, window=tuple(w))
+                for f, s, w in zip(feats, out_sizes, windows)]
+        return torch.cat(outs) + self.mean
 
     def load_official(self, path, param_key: str | None = None) -> EQSR:
         """BasicSR checkpoint -> this model (strict). `param_key`: "params_ema" (default, as the

@@ -174,6 +174,40 @@ def test_presets_and_variant_counts():
     assert counts["D"] - counts["C"] == 2 * (3 * 48 * 48 * 9 + (2 * 64 + 64) + (64 * 4 + 4))
 
 
+@pytest.mark.parametrize("variant", ["E", "D"])  # D: the backbone routes by (r_h, r_w), one pass per sample
+def test_batched_training_windows_equal_per_sample_windows(variant):
+    torch.manual_seed(0)
+    model = eqbench.create_method("eqsr", size="tiny", variant=variant).eval()
+    lr = torch.rand(3, 3, 12, 12)
+    frames, windows = [(12, 12), (27, 27), (46, 46)], [(0, 0, 12, 12), (5, 9, 12, 12), (30, 2, 12, 12)]
+    with torch.no_grad():
+        both = model.forward_windows(lr, frames, windows)
+        one = torch.cat([model.forward_window(lr[i:i + 1], f, w) for i, (f, w) in enumerate(zip(frames, windows))])
+    assert both.shape == (3, 3, 12, 12)
+    assert (both - one).abs().max().item() <= 2e-6  # batched GEMMs may round differently
+    with pytest.raises(EqbenchError, match="not inside the frame"):
+        model.forward_windows(lr, frames, [(0, 0, 12, 12), (20, 0, 12, 12), (0, 0, 12, 12)])
+    with pytest.raises(EqbenchError, match="3 images but 2 frames"):
+        model.forward_windows(lr, frames[:2], windows[:2])
+
+
+def test_training_step_decodes_only_the_window():
+    """The `eqsr` batch kind goes through forward_windows (official: the target window is the query grid),
+    not a dense upsample of the whole crop cut to the window (ECA would pool over the crop)."""
+    from eqbench.train.step import predict
+
+    torch.manual_seed(0)
+    model = eqbench.create_method("eqsr-edsr", size="tiny").eval()
+    batch = {"lr": torch.rand(2, 3, 10, 10), "gt": torch.rand(2, 3, 10, 10),
+             "hr_size": torch.tensor([[10, 10], [31, 31]]), "offset": torch.tensor([[0, 0], [7, 20]])}
+    with torch.no_grad():
+        pred = predict(model, batch, "eqsr")
+        want = model.forward_windows(batch["lr"], [(10, 10), (31, 31)], [(0, 0, 10, 10), (7, 20, 10, 10)])
+        dense = model._upsample(batch["lr"][1:], (31, 31))[:, :, 7:17, 20:30]
+    assert torch.equal(pred, want)
+    assert (pred[1:] - dense).abs().max() > 1e-4
+
+
 def test_variant_d_uses_arbsr_conv():
     from baselines.arbsr_blocks import ScaleAwareConv
 

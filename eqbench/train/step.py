@@ -4,7 +4,9 @@ How a method is supervised on each kind of batch (data/batches.py):
   * `liif` (2304 HR pixels): `method.query_points(lr, coord, cell)` if "points" in `query_modes`;
     otherwise the method upsamples each sample's whole crop densely and the sampled pixels are picked.
   * `eqsr` (a 48 x 48 window of the crop): `query_points` on the window's coordinates ("grid": as a
-    (N, 48, 48, 2) window; "points": flattened); otherwise a dense upsample of the crop, cut to the window.
+    (N, 48, 48, 2) window; "points": flattened); or `forward_windows(lr, frames, windows)` (EQSR: only
+    the window is decoded, its edges are grid borders, as the official training); otherwise a dense
+    upsample of the crop, cut to the window.
   * `pairs` (one scale per batch, full HR patch): a dense upsample of the batch.
 Dense outputs come from `_upsample`, the contract's unclamped core: `upsample` clamps to [0, 1], which
 would zero the gradient of every pixel outside that range.
@@ -49,6 +51,11 @@ def predict(method, batch: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
         if "points" in modes:
             pred = method.query_points(lr, batch["coord"].view(n, h * w, 2), batch["cell"].view(n, h * w, 2))
             return pred.view(n, h, w, 3).permute(0, 3, 1, 2)
+        if hasattr(method, "forward_windows"):  # EQSR: only the target window is decoded (official)
+            sizes = [tuple(int(v) for v in hw) for hw in batch["hr_size"].tolist()]
+            for size in sizes:
+                check_input(lr[:1], size)
+            return method.forward_windows(lr, sizes, [(oy, ox, h, w) for oy, ox in batch["offset"].tolist()])
         preds = []
         for i in range(lr.shape[0]):
             oy, ox = batch["offset"][i].tolist()
