@@ -173,6 +173,24 @@ def test_cli_writes_rows_next_to_an_evaluation(tmp_path):
     assert sum(r["kind"] == "equivariance" and r["scale"][0] == 2.0 for r in doc["rows"]) == 1
 
 
+def test_eq_crop_takes_the_centre(tmp_path, capsys):
+    from eqbench.analysis.jobs import centre_crop
+    from eqbench.cli import main
+
+    img = np.arange(7 * 10).reshape(7, 10)
+    assert np.array_equal(centre_crop(img, 4), img[1:5, 3:7])
+    assert np.array_equal(centre_crop(img, 8), img[:, 1:9]) and centre_crop(img, None) is img
+    _make_set5(tmp_path / "data")
+    common = ["--datasets", "Set5", "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
+    args = ["analyze", "equivariance", "--methods", "bicubic", "--scales", "2"]
+    assert main([*args, "--eq-crop", "20", *common]) == 0
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    rows = [r for r in doc["rows"] if r["kind"] == "equivariance"]
+    assert rows and all(max(c) <= 20 for r in rows for c in r["crops"].values())
+    assert main(["analyze", "equivariance", "--methods", "bicubic", "--eq-crop", "0", *common]) == 2
+    assert "--eq-crop must be at least 8" in capsys.readouterr().err
+
+
 def test_cli_unknown_method_is_one_line_error(tmp_path, capsys):
     from eqbench.cli import main
 

@@ -124,7 +124,8 @@ def test_corrupt_or_missing_zoo_file_is_an_error_never_random(fake_zoo, tmp_path
 def test_run_with_analyses_and_report(fake_zoo, tiny_root, tmp_path, capsys):
     out = tmp_path / "out"
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("analysis_options: {crops: 4, crop_size: 12, batch_size: 4, timing: false, input_sizes: [16]}\n")
+    cfg.write_text("analysis_options: {eq_crop: 24, crops: 4, crop_size: 12, batch_size: 4, timing: false, "
+                   "input_sizes: [16]}\n")
     code, _, err = _run(["run", "--config", cfg, "--methods", "bicubic", "liif", "--datasets", "Set5", "--scales",
                          "2", "3", "--limit", "2", "--analyses", "all", "--data-root", tiny_root, "--out", out,
                          "--no-progress"], capsys)  # fmt: skip
@@ -132,6 +133,8 @@ def test_run_with_analyses_and_report(fake_zoo, tiny_root, tmp_path, capsys):
     doc = load_results(out / "results.json")
     kinds = {r.get("kind", "eval") for r in doc["rows"]}
     assert kinds == {"eval", "equivariance", "equivariance-ref"}
+    eq_crops = [c for r in doc["rows"] if r.get("kind") == "equivariance" for c in r["crops"].values()]
+    assert eq_crops and max(max(c) for c in eq_crops) <= 24  # EQ_S on centre crops (eq_crop)
     assert doc["models"]["liif"]["source"] == "zoo" and doc["models"]["liif"]["size"] == "tiny"
     assert doc["provenance"]["weights_sha256"] == {"liif": fake_zoo.sha256}
     assert {e["kind"] for e in doc["analyses"]["cka"]} >= {"layers-across-scales"}

@@ -29,6 +29,9 @@ class AnalysisConfig:
     device: str = "cpu"
     seed: int = 0
     random_init: bool = False
+    # equivariance: centre-crop each HR image to at most this side first (None: whole images). EQ_S
+    # super-resolves x itself, so a 512^2 photo at x4 means a 2048^2 output; crops keep it affordable.
+    eq_crop: int | None = None
     # cka
     crops: int = 64
     crop_size: int = 48
@@ -80,6 +83,16 @@ def _images(cfg: AnalysisConfig, ds: str, store: AnalysisStore):
     return [(p.stem, load_image(p)) for p in files]
 
 
+def centre_crop(img, side: int | None):
+    """The central (at most) side x side region of an (H, W, ...) image; the image itself for None."""
+    if side is None:
+        return img
+    h, w = img.shape[:2]
+    th, tw = min(h, side), min(w, side)
+    top, left = (h - th) // 2, (w - tw) // 2
+    return img[top:top + th, left:left + tw]
+
+
 def _build(name: str, cfg: AnalysisConfig):
     return cfg.spec(name).build(cfg.device, cfg.seed)
 
@@ -89,7 +102,7 @@ def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> None:
     from .plots import eq_s_curves
 
     methods = cfg.methods if "bicubic" in cfg.methods else ("bicubic", *cfg.methods)
-    data = {ds: _images(cfg, ds, store) for ds in cfg.datasets}
+    data = {ds: [(n, centre_crop(im, cfg.eq_crop)) for n, im in _images(cfg, ds, store)] for ds in cfg.datasets}
     curves: dict[str, dict] = {ds: {} for ds in data}
     for m in methods:
         model = _build(m, cfg)

@@ -41,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "Set14 when the data root has them, else the embedded 'samples')")
     p.add_argument("--protocol", default="matlab", help="evaluation protocol for f and scoring (EQ_S, timing)")
     p.add_argument("--limit", type=int, help="at most N images per dataset")
+    p.add_argument("--eq-crop", type=int, metavar="N",
+                   help="equivariance: centre-crop each image to at most N x N first (default: whole images)")
     p.add_argument("--crops", type=int, default=64, help="cka: number of LR crops")
     p.add_argument("--crop-size", type=int, default=48, help="cka: LR crop side in pixels")
     p.add_argument("--batch-size", type=int, default=16, help="cka: crops per minibatch (>= 4)")
@@ -71,9 +73,9 @@ def config_from_args(a: argparse.Namespace):
     if a.analysis == "cka" and list(a.methods) == ["all"]:
         specs = [s for s in specs if s.source != "parameter-free"]  # bicubic has no layers to compare
     methods = tuple(s.method for s in specs)
-    for name, v, low in (("--limit", a.limit, 1), ("--crops", a.crops, 4), ("--crop-size", a.crop_size, 1),
-                         ("--batch-size", a.batch_size, 4), ("--memory-input", a.memory_input, 1),
-                         ("--min-measurements", a.min_measurements, 1)):
+    for name, v, low in (("--limit", a.limit, 1), ("--eq-crop", a.eq_crop, 8), ("--crops", a.crops, 4),
+                         ("--crop-size", a.crop_size, 1), ("--batch-size", a.batch_size, 4),
+                         ("--memory-input", a.memory_input, 1), ("--min-measurements", a.min_measurements, 1)):
         if v is not None and v < low:
             raise EqbenchError(f"{name} must be at least {low}, got {v}")
     if any(n < 1 for n in a.input_sizes):
@@ -87,7 +89,8 @@ def config_from_args(a: argparse.Namespace):
         protocol=get_protocol(a.protocol), out=out, size=a.size or "paper", weights=tuple(weights.items()),
         models=tuple(specs),
         data_root=a.data_root, limit=a.limit, device=a.device, seed=a.seed, random_init=a.random_init,
-        crops=a.crops, crop_size=a.crop_size, batch_size=a.batch_size, input_sizes=tuple(a.input_sizes),
+        eq_crop=a.eq_crop, crops=a.crops, crop_size=a.crop_size, batch_size=a.batch_size,
+        input_sizes=tuple(a.input_sizes),
         memory_input=a.memory_input, memory_scale=parse_scale(a.memory_scale),
         timing_scale=parse_scale(a.timing_scale), min_run_time=a.min_run_time,
         min_measurements=a.min_measurements, timing=not a.no_timing,

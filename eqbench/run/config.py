@@ -30,8 +30,8 @@ DEFAULTS: dict = {
     "analysis_options": {}, "results_name": "results.json",
 }  # fmt: skip
 # AnalysisConfig fields a YAML file may set under analysis_options.
-ANALYSIS_OPTIONS = ("crops", "crop_size", "batch_size", "input_sizes", "memory_input", "memory_scale",
-                    "timing_scale", "min_run_time", "min_measurements", "timing", "timing_limit")
+ANALYSIS_OPTIONS = ("eq_crop", "crops", "crop_size", "batch_size", "input_sizes", "memory_input",
+                    "memory_scale", "timing_scale", "min_run_time", "min_measurements", "timing", "timing_limit")
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ from .config import RunConfig
 
 # The main job's analysis sizes: small enough that `eqbench run --methods all` stays within minutes on two
 # CPU cores; a YAML `analysis_options:` block changes them.
-RUN_ANALYSIS_DEFAULTS = {"crops": 16, "crop_size": 48, "batch_size": 8, "input_sizes": (100,), "memory_input": 48,
-                         "min_run_time": 0.05, "min_measurements": 1, "timing_limit": 2}  # fmt: skip
+RUN_ANALYSIS_DEFAULTS = {
+    "eq_crop": 128, "crops": 16, "crop_size": 48, "batch_size": 8, "input_sizes": (100,), "memory_input": 48,
+    "min_run_time": 0.05, "min_measurements": 1, "timing_limit": 2,
+}  # fmt: skip
 
 
 def analysis_config(cfg: RunConfig, methods: tuple[str, ...]):
