@@ -10,9 +10,9 @@ method's own batch builder and LR resize, batch 8, 2000 iterations, a higher lea
 late x0.5 steps, and no EMA (a 0.999 average lags a short run). Patch sizes are cut where the dense
 supervision would not fit the budget. Seconds per iteration at batch 8 on the 2-core machine at load
 ~1.6 (tests/benchmarks/test_bench_train.py): LIIF 0.29, LTE 0.27 (48 LR, 2304 px); MetaSR 0.18 at LR 24
-(at 50 the HR patches reach 200^2); ArbSR 0.21 at LR 32; EQSR 1.5, eqsr-edsr 0.8, eqsr-swinir 1.3 at
-LR/window 32 while EQSR has no `query_points` (the whole crop is decoded to supervise the window), hence
-1000 iterations for the EQSR family. Under the usual shared load (4-14) everything is 3-10x slower.
+(at 50 the HR patches reach 200^2); ArbSR 0.21 at LR 32. The EQSR family decodes only the 32 x 32 target
+window (`forward_windows`, as the official training): EQSR 0.56-0.67, eqsr-edsr 0.16-0.19 s/it at 1 thread
+(the whole-crop decoding used before cost 1.9 / 0.74). Under shared load everything is 3-10x slower.
 
 A method without its own entry gets the generic recipes (`*`), whose sampler follows what the method
 can do: LIIF-style points for `query_modes` with "points", EQSR windows for "grid", else pairs.
@@ -109,19 +109,16 @@ RECIPES: dict[str, dict[str, dict]] = {
     },
     "eqsr": {
         "paper": _EQSR_PAPER,
-        "cpu": _cpu({**_EQSR_SAMPLER, "lr_size": 32, "window": 32}, iters=1000),
-        # Measured on the zoo runs: after `cpu` alone, EQSR-tiny and eqsr-edsr-tiny still lose to bicubic
-        # (training L1 0.034 / 0.038 against bicubic's 0.029 on the same batches; eqsr-edsr Set5 x2 29.45
-        # vs 33.64 dB). Their per-step progress matches LIIF-tiny's at the same lr (a fixed-batch check:
-        # L1 0.034 vs 0.036 after 100 steps), so they are undertrained, not broken: this second stage,
-        # started from the first with `--init`, trains 1000 more iterations at LIIF's lr.
-        "cpu-stage2": _cpu({**_EQSR_SAMPLER, "lr_size": 32, "window": 32}, iters=1000, lr=1e-3,
-                           notes="continue a `cpu` run: eqbench train ... --recipe cpu-stage2 "
-                                 "--init RUN/final.safetensors"),
+        # Windowed (only the 32 x 32 target is decoded, as the official training: 0.67 s/it at batch 8,
+        # 1 thread; the dense crop decoding used before cost 1.9 s/it) at LIIF's cpu lr.
+        "cpu": _cpu({**_EQSR_SAMPLER, "lr_size": 32, "window": 32}, iters=3000, lr=1e-3),
     },
 }
-for _alias in ("eqsr-edsr", "eqsr-swinir"):
-    RECIPES[_alias] = RECIPES["eqsr"]
+# eqsr-edsr's backbone costs a third of EQSR's (0.16-0.19 s/it) but learns slower per step (6000
+# iterations: Set5 x2 33.20 vs bicubic 33.64, x6 25.11 vs 25.92): 13000 iterations fill the budget.
+RECIPES["eqsr-edsr"] = {**RECIPES["eqsr"], "cpu": _cpu({**_EQSR_SAMPLER, "lr_size": 32, "window": 32},
+                                                     iters=13000, lr=1e-3)}
+RECIPES["eqsr-swinir"] = RECIPES["eqsr"]
 
 GENERIC = {
     "liif": {"cpu": _cpu(_LIIF_SAMPLER)},
