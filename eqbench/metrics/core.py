@@ -48,7 +48,19 @@ def psnr(a: torch.Tensor, b: torch.Tensor, *, peak: float = 255.0) -> float:
     """10 log10(peak^2 / MSE) over all elements, float64; inf for identical inputs."""
     if a.shape != b.shape:
         raise ValueError(f"psnr needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
-    mse = torch.mean(torch.sub(a.to(torch.float64), b.to(torch.float64)).square_()).item()
+    d = torch.sub(a.to(torch.float64), b.to(torch.float64)).reshape(-1)
+    return _psnr_of(torch.dot(d, d).item() / max(d.numel(), 1), peak)
+
+
+def psnr_(a: torch.Tensor, b: torch.Tensor, *, peak: float = 255.0) -> float:
+    """psnr(a, b) for a float64 `a` it may overwrite (with a - b): no copy of a large image is made."""
+    if a.shape != b.shape:
+        raise ValueError(f"psnr needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
+    d = a.sub_(b.to(torch.float64)).square_()
+    return _psnr_of(d.sum().item() / max(d.numel(), 1), peak)
+
+
+def _psnr_of(mse: float, peak: float) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
 
 
