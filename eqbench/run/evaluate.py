@@ -45,7 +45,7 @@ def score(sr01: torch.Tensor, pair: EvalPair, protocol: EvalProtocol, *, overwri
     y_hr = shave_border(luma(pair.hr, protocol.round_y), shave)
     out = {"psnr-y": psnr(y_sr, y_hr), "ssim-y": ssim(y_sr, y_hr)}
     # Last: sr is this function's own tensor (y_sr may be a view of it), so its PSNR differences it in place.
-    out["psnr-rgb"] = psnr_(shave_border(sr, shave), shave_border(pair.hr, shave))
+    out["psnr-rgb"] = psnr_(sr, pair.hr, shave=shave)
     return out
 
 
