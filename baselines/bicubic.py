@@ -20,19 +20,20 @@ from eqbench.method import SRMethod, register_method
 
 class Bicubic(SRMethod):
     feature_taps = ()
+    fresh_output = True  # imresize always returns a new tensor
 
     def __init__(self, uint8: bool | None = None) -> None:
         super().__init__()
         self.uint8 = uint8
 
     def _upsample(self, lr: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
-        x255 = lr * 255.0
         as_uint8 = self.uint8
-        if as_uint8 is None:
-            as_uint8 = bool(torch.all((x255 - torch.round(x255)).abs() < 1e-6))
-        if as_uint8:
-            return imresize(torch.floor(x255 + 0.5), size=out_size, uint8=True) / 255.0
-        return imresize(lr, size=out_size)
+        if as_uint8 is False:
+            return imresize(lr, size=out_size)
+        x255 = lr * 255.0
+        if as_uint8 is None and not bool(torch.all((x255 - torch.round(x255)).abs() < 1e-6)):
+            return imresize(lr, size=out_size)
+        return imresize(torch.floor(x255 + 0.5), size=out_size, uint8=True) / 255.0
 
 
 @register_method("bicubic", description="MATLAB-compatible bicubic interpolation (no parameters)")

@@ -35,6 +35,9 @@ class SRMethod(nn.Module):
 
     method_name: str = ""
     feature_taps: tuple[str, ...] = ()
+    # True when `_upsample` always returns a new tensor nothing else holds: `upsample` may then clamp it in
+    # place (outside autograd) instead of into a copy, one allocation of a whole HR image less.
+    fresh_output: bool = False
 
     @property
     def query_modes(self) -> tuple[str, ...]:
@@ -50,6 +53,8 @@ class SRMethod(nn.Module):
         sr = self._upsample(lr, out_size, **kwargs)
         if tuple(sr.shape[-2:]) != out_size:
             raise AssertionError(f"{self.method_name} returned {tuple(sr.shape[-2:])}, expected {out_size}")
+        if self.fresh_output and not (torch.is_grad_enabled() and sr.requires_grad):
+            return sr.clamp_(0.0, 1.0)
         return sr.clamp(0.0, 1.0)
 
     def _upsample(self, lr: torch.Tensor, out_size: tuple[int, int], **kwargs) -> torch.Tensor:

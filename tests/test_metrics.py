@@ -11,6 +11,7 @@ from skimage.metrics import structural_similarity
 
 from eqbench.metrics import psnr, psnr_rgb, psnr_y, rgb_to_y, shave_border, ssim, ssim_y
 from eqbench.metrics.color import to_single_channel
+from eqbench.metrics.core import psnr_
 
 
 def test_y_extremes_and_rounding():
@@ -84,3 +85,41 @@ def test_y_metrics_on_rgb_and_greyscale(rng):
 def test_single_channel_collapse_is_identity_on_grey():
     g = torch.rand(1, 5, 5, dtype=torch.float64)
     assert torch.allclose(to_single_channel(g.expand(3, 5, 5)), g[0], atol=1e-15)
+
+
+@pytest.mark.parametrize("shave", [(0, 0), (2, 3), (4, 0), (0, 1)])
+def test_inplace_psnr_matches_psnr_of_shaved_views(shave, rng):
+    hr = torch.from_numpy(rng.integers(0, 256, (3, 20, 26)).astype(np.float64))
+    sr = torch.from_numpy(rng.integers(0, 256, (3, 20, 26)).astype(np.float64))
+    want = psnr(shave_border(sr, shave), shave_border(hr, shave))
+    # Same squares, summed by one dot instead of a mean: equal to float64 summation order.
+    assert psnr_(sr.clone(), hr, shave=shave) == pytest.approx(want, abs=1e-10)
+    # A non-contiguous `a` takes the strided path.
+    assert psnr_(sr.clone().transpose(1, 2), hr.transpose(1, 2), shave=shave[::-1]) == pytest.approx(want, abs=1e-10)
+
+
+def test_score_overwrite_changes_nothing_but_its_input(rng):
+    from eqbench.data.pairs import make_pair
+    from eqbench.protocol import get_protocol
+    from eqbench.run.evaluate import score
+    from eqbench.scales import parse_scale
+
+    img = rng.integers(0, 256, (40, 44, 3)).astype(np.uint8)
+    for name in ("basicsr", "matlab"):
+        pair = make_pair("x", img, parse_scale(2), get_protocol(name))
+        sr01 = torch.from_numpy(rng.random((3, 40, 44)))
+        kept = sr01.clone()
+        assert score(sr01, pair, get_protocol(name)) == score(sr01.clone(), pair, get_protocol(name), overwrite=True)
+        assert torch.equal(sr01, kept)
+
+
+def test_bicubic_clamps_its_own_output_in_place_only(rng):
+    from eqbench.method import create_method
+
+    lr = torch.from_numpy((rng.random((1, 3, 9, 10)) > 0.5).astype(np.float64))  # overshoots when upscaled
+    kept = lr.clone()
+    for uint8 in (False, None):
+        with torch.inference_mode():
+            sr = create_method("bicubic", uint8=uint8).upsample(lr, (18, 20))
+        assert float(sr.min()) == 0.0 and float(sr.max()) == 1.0
+        assert torch.equal(lr, kept)

@@ -12,6 +12,7 @@ _ICOEF = (65481.0, 128553.0, 24966.0)
 # Greyscale HR images are scored on their single channel directly; a 3-channel model output for such
 # an image is brought back to one channel with the same luma weights normalised to sum 1.
 LUMA = (0.299, 0.587, 0.114)
+_SIXTEEN = torch.tensor(16.0, dtype=torch.float64)
 
 
 def rgb_to_y(rgb255: torch.Tensor, *, rounded: bool) -> torch.Tensor:
@@ -31,6 +32,10 @@ def rgb_to_y(rgb255: torch.Tensor, *, rounded: bool) -> torch.Tensor:
     # One contraction over the channel axis (reads the image once) instead of five elementwise passes;
     # it sums the three products in another order than the formula above (differences ~1e-14).
     coef = torch.tensor(_COEF, dtype=torch.float64, device=rgb.device)
+    if rgb.dim() == 3 and rgb.is_contiguous():
+        # 16 + (coef / 255) . rgb as a single addmm: one pass and one allocation for a whole image.
+        y = torch.addmm(_SIXTEEN.to(rgb.device), (coef / 255.0).view(1, 3), rgb.view(3, -1))
+        return y.view(rgb.shape[-2:])
     return torch.tensordot(coef, rgb, dims=([0], [-3])).div_(255.0).add_(16.0)
 
 

@@ -8,7 +8,9 @@ downsampling gives Set5 x2 bicubic 0.9382 instead of the published 0.9299).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -48,8 +50,38 @@ def psnr(a: torch.Tensor, b: torch.Tensor, *, peak: float = 255.0) -> float:
     """10 log10(peak^2 / MSE) over all elements, float64; inf for identical inputs."""
     if a.shape != b.shape:
         raise ValueError(f"psnr needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
-    mse = torch.mean(torch.sub(a.to(torch.float64), b.to(torch.float64)).square_()).item()
+    d = torch.sub(a.to(torch.float64), b.to(torch.float64)).reshape(-1)
+    return _psnr_of(torch.dot(d, d).item() / max(d.numel(), 1), peak)
+
+
+def psnr_(a: torch.Tensor, b: torch.Tensor, *, shave: tuple[int, int] = (0, 0), peak: float = 255.0) -> float:
+    """psnr of the border-shaved (C, H, W) a and b, for a float64 `a` it may overwrite (with a - b).
+
+    No copy of a large image is made: whole rows are differenced in place (one contiguous band), the
+    shaved columns of the difference zeroed, and one BLAS dot sums the squares.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"psnr needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
+    d = shave_border(a, (shave[0], 0))
+    n = shave_border(d, (0, shave[1])).numel()
+    if not d.is_contiguous():
+        d = shave_border(a, shave)
+        return _psnr_of(d.sub_(shave_border(b, shave)).square_().sum().item() / max(n, 1), peak)
+    d.sub_(shave_border(b.to(torch.float64), (shave[0], 0)))
+    if shave[1]:
+        d[..., : shave[1]] = 0
+        d[..., d.shape[-1] - shave[1] :] = 0
+    d = d.view(-1)
+    return _psnr_of(torch.dot(d, d).item() / max(n, 1), peak)
+
+
+def _psnr_of(mse: float, peak: float) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+@lru_cache(maxsize=8)
+def _window_list(size: int = 11, sigma: float = 1.5) -> tuple[float, ...]:
+    return tuple(_gaussian_window(size, sigma).tolist())
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -58,7 +90,7 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     return g / g.sum()
 
 
-def _filter_valid(t: torch.Tensor, g: list[float]) -> torch.Tensor:
+def _filter_valid(t: torch.Tensor, g: Sequence[float]) -> torch.Tensor:
     """Separable 'valid' correlation of the last two axes with the symmetric 1-D window g (float64).
 
     A sum of shifted slices accumulated in place (no temporaries), so it runs on any device.
@@ -80,20 +112,22 @@ def _filter_valid(t: torch.Tensor, g: list[float]) -> torch.Tensor:
 _CPU_STRIP = 64
 
 
-def _ssim_sum(x: torch.Tensor, y: torch.Tensor, g: list[float], c1: float, c2: float) -> torch.Tensor:
+def _ssim_sum(x: torch.Tensor, y: torch.Tensor, g: Sequence[float], c1: float, c2: float) -> torch.Tensor:
     """Sum of the 'valid' SSIM map of x and y (n, h, w) per channel, shape (n,)."""
     # The SSIM formula needs the two variances only as their sum, so x^2 + y^2 is filtered as one map:
-    # four filtered maps instead of five.
+    # four filtered maps instead of five. 2x and 2xy are filtered instead of x and xy (doubling is exact
+    # in floating point and commutes with the linear filter), which saves two doublings per output pixel.
     maps = torch.empty((4, *x.shape), dtype=x.dtype, device=x.device)
-    maps[0], maps[1] = x, y
+    torch.mul(x, 2.0, out=maps[0])
+    maps[1] = y
     torch.mul(x, x, out=maps[2]).addcmul_(y, y)
-    torch.mul(x, y, out=maps[3])
-    mu_x, mu_y, sq, xy = _filter_valid(maps, g).unbind(0)
-    mu_xy = mu_x * mu_y
-    mu_sq = torch.mul(mu_x, mu_x).addcmul_(mu_y, mu_y)
-    cov = xy.sub_(mu_xy).mul_(2).add_(c2)  # 2 cov_xy + c2
+    torch.mul(maps[0], y, out=maps[3])
+    mu_x2, mu_y, sq, xy2 = _filter_valid(maps, g).unbind(0)
+    mu_xy2 = mu_x2 * mu_y  # 2 mu_x mu_y
+    mu_sq = torch.mul(mu_y, mu_y).addcmul_(mu_x2, mu_x2, value=0.25)  # mu_x^2 + mu_y^2
+    cov = xy2.sub_(mu_xy2).add_(c2)  # 2 cov_xy + c2
     var = sq.sub_(mu_sq).add_(c2)  # var_x + var_y + c2
-    num = mu_xy.mul_(2).add_(c1).mul_(cov)
+    num = mu_xy2.add_(c1).mul_(cov)
     den = mu_sq.add_(c1).mul_(var)
     return num.div_(den).sum(dim=(-2, -1))
 
@@ -106,7 +140,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, *, peak: float = 255.0) -> float:
     y = b.to(torch.float64).reshape(-1, a.shape[-2], a.shape[-1])
     if x.shape[-1] < 11 or x.shape[-2] < 11:
         raise ValueError(f"ssim needs at least 11x11 pixels, got {tuple(a.shape[-2:])}")
-    g = _gaussian_window().tolist()
+    g = _window_list()
     k = len(g)
     c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
     ho, wo = x.shape[-2] - k + 1, x.shape[-1] - k + 1

@@ -13,16 +13,21 @@ from ..data.io import EqbenchWarning
 from ..data.pairs import EvalPair, TooSmall, make_pair, shave_for
 from ..errors import EqbenchError
 from ..metrics.color import to_single_channel
-from ..metrics.core import luma, psnr, psnr_rgb, shave_border, ssim
+from ..metrics.core import luma, psnr, psnr_, shave_border, ssim
 from ..protocol import EvalProtocol
 from ..scales import Scale
 
 EVAL_METRICS = ("psnr-y", "ssim-y", "psnr-rgb")
 
 
-def to_scoring_domain(sr01: torch.Tensor, pair: EvalPair, protocol: EvalProtocol) -> torch.Tensor:
-    """Model output (3, H, W) in [0, 1] -> the pair's scoring domain in [0, 255] (maybe quantised)."""
-    x = sr01.to(torch.float64).clamp(0, 1)
+def to_scoring_domain(sr01: torch.Tensor, pair: EvalPair, protocol: EvalProtocol, *,
+                      inplace: bool = False) -> torch.Tensor:
+    """Model output (3, H, W) in [0, 1] -> the pair's scoring domain in [0, 255] (maybe quantised).
+
+    inplace=True may overwrite a float64 sr01 (a large image: saves allocating and filling a copy).
+    """
+    x = sr01.to(torch.float64)
+    x = x.clamp_(0, 1) if inplace else x.clamp(0, 1)
     if pair.single_channel:
         x = to_single_channel(x).unsqueeze(0)
     x.mul_(255.0)
@@ -32,16 +37,16 @@ def to_scoring_domain(sr01: torch.Tensor, pair: EvalPair, protocol: EvalProtocol
     return x
 
 
-def score(sr01: torch.Tensor, pair: EvalPair, protocol: EvalProtocol) -> dict[str, float]:
-    sr = to_scoring_domain(sr01, pair, protocol)
+def score(sr01: torch.Tensor, pair: EvalPair, protocol: EvalProtocol, *, overwrite: bool = False) -> dict[str, float]:
+    """PSNR-Y, SSIM-Y and PSNR-RGB of one model output; overwrite=True may reuse sr01 as scratch."""
+    sr = to_scoring_domain(sr01, pair, protocol, inplace=overwrite)
     shave = shave_for(pair.scale)
     y_sr = shave_border(luma(sr, protocol.round_y), shave)
     y_hr = shave_border(luma(pair.hr, protocol.round_y), shave)
-    return {
-        "psnr-y": psnr(y_sr, y_hr),
-        "ssim-y": ssim(y_sr, y_hr),
-        "psnr-rgb": psnr_rgb(sr, pair.hr, shave=shave),
-    }
+    out = {"psnr-y": psnr(y_sr, y_hr), "ssim-y": ssim(y_sr, y_hr)}
+    # Last: sr is this function's own tensor (y_sr may be a view of it), so its PSNR differences it in place.
+    out["psnr-rgb"] = psnr_(sr, pair.hr, shave=shave)
+    return out
 
 
 @dataclass
@@ -62,16 +67,18 @@ def evaluate_images(method, images: Iterable[tuple[str, np.ndarray]], scale: Sca
     skipped: list[str] = []
     dtype = method.eval_dtype
     for name, img in images:
-        try:
-            pair = make_pair(name, img, scale, protocol)
-        except TooSmall as e:
-            warnings.warn(f"skipping {e}", EqbenchWarning, stacklevel=2)
-            skipped.append(name)
-            continue
+        # Inference mode for the whole image, scoring included: no autograd bookkeeping on its ~500 tensor ops.
         with torch.inference_mode():
+            try:
+                pair = make_pair(name, img, scale, protocol)
+            except TooSmall as e:
+                warnings.warn(f"skipping {e}", EqbenchWarning, stacklevel=2)
+                skipped.append(name)
+                continue
             lr = pair.lr.unsqueeze(0).to(device=device, dtype=dtype)
             sr = method.upsample(lr, pair.out_size, **upsample_kwargs)[0].to("cpu")
-        per_image[name] = score(sr, pair, protocol)
+            # sr is a fresh tensor (upsample clamps into a new one) only this loop holds: scoring may overwrite it.
+            per_image[name] = score(sr, pair, protocol, overwrite=True)
     if not per_image:
         raise EqbenchError(f"no image is large enough for scale {scale.label()}: all {len(skipped)} were skipped")
     return CellResult(scale, per_image, skipped)
