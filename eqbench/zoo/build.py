@@ -133,6 +133,10 @@ def card(method: str, e: dict, protocol: str, baseline: str | Path) -> str:
         s1 = t["stage1"]
         recipe = (f"stage 1 `{s1['recipe']}` ({s1['iterations']} iterations, lr {s1['lr']}, seed {s1['seed']}, "
                   f"log `{s1['log']}`), then stage 2 from its weights: " + recipe)
+    git = t.get("git") or {}
+    dirty = " with uncommitted changes" if git.get("dirty") else ""
+    if dirty and t.get("code_note"):
+        dirty += f" ({t['code_note']})"
     data = " + ".join(t["data"]["main"]["datasets"]) + f" ({t['data']['main']['images']} images)"
     return f"""# {method}-tiny (eqbench CPU zoo)
 
@@ -143,7 +147,7 @@ def card(method: str, e: dict, protocol: str, baseline: str | Path) -> str:
 | recipe | {recipe} |
 | data | {data} from `../shared/datasets` |
 | seed | {t['seed']} |
-| code | eqbench git `{(t.get('git') or {}).get('sha')}`, torch {t['torch']}, {t['device']} |
+| code | eqbench git `{git.get('sha')}`{dirty}, torch {t['torch']}, {t['device']} |
 | wall time | {wall} ({loop}) on the 2-core CPU machine, 1 thread per run, other runs and jobs alongside |
 | log | `{e['log']}` (loss, lr, it/s every 10 iterations) |
 
