@@ -173,13 +173,8 @@ class EQSR(SRMethod):
                        window: tuple[int, int, int, int]) -> torch.Tensor:
         """Training query of the official recipe: only the HR pixels of `window` = (top, left, height,
         width) of the out_size frame (the scale code still sees the whole frame); unclamped RGB."""
-        top, left, height, width = window
-        if min(top, left) < 0 or height < 1 or width < 1 or top + height > out_size[0] or left + width > out_size[1]:
-            raise EqbenchError(f"window {window} (top, left, height, width) is not inside the frame {out_size}")
-        lr = lr.to(self.mean.dtype)
-        cond = self.scale_cond(lr, out_size)
-        feat = self.features(lr - self.mean, cond)
-        return self.upsampler(feat, out_size, self.band_rows, window=window) + self.mean
+        n = lr.shape[0]
+        return self.forward_windows(lr, [out_size] * n, [window] * n)
 
     def forward_windows(self, lr: torch.Tensor, out_sizes: list[tuple[int, int]],
                         windows: list[tuple[int, int, int, int]]) -> torch.Tensor:
