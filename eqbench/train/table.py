@@ -115,7 +115,8 @@ RECIPES: dict[str, dict[str, dict]] = {
     },
 }
 # eqsr-edsr's backbone costs a third of EQSR's (0.16-0.19 s/it) but learns slower per step (6000
-# iterations: Set5 x2 33.20 vs bicubic 33.64, x6 25.11 vs 25.92): 13000 iterations fill the budget.
+# iterations: Set5 x2 33.20 vs bicubic 33.64, x6 25.11 vs 25.92): 13000 iterations fill the budget
+# (26.5 min at 8.2 it/s with `torchrun --nproc_per_node 2`; 35-42 min in one single-threaded process).
 RECIPES["eqsr-edsr"] = {**RECIPES["eqsr"], "cpu": _cpu({**_EQSR_SAMPLER, "lr_size": 32, "window": 32},
                                                      iters=13000, lr=1e-3)}
 RECIPES["eqsr-swinir"] = RECIPES["eqsr"]
