@@ -5,10 +5,10 @@ where the backbone has one.
 
   * eqsr-edsr: EDSR-baseline (16 residual blocks x 64, baselines/encoders.py); an AFE block before
     every 4 residual blocks (4 AFE blocks; EDSR has no per-stage residual, so they sit in the stream),
-    then NK (width 256) on the 64-channel features. `tiny`: edsr-tiny (4 x 32), AFE every 2, NK 32.
+    then NK (width 256) on the 64-channel features. `tiny`: edsr-tiny (4 x 32), AFE every 2, NK 64 (EQSR-tiny's width).
   * eqsr-swinir: SwinIR as LTE uses it (baselines/swinir.py: 6 RSTB x 6 Swin blocks, C=180, window 8,
     64-channel output conv); in every RSTB the AFE block runs before the Swin blocks, inside the RSTB
-    residual (as in EQSR's groups); NK (width 256). `tiny`: swinir-tiny, NK 32.
+    residual (as in EQSR's groups); NK (width 256). `tiny`: swinir-tiny, NK 64.
 Input normalisation, padding (reflect to a multiple of the window, features cropped back) and the
 scale code are EQSR's (baselines/eqsr.py), as are the `scale_input`, `tile` and `band_rows` options.
 """
@@ -92,8 +92,8 @@ class SwinIRWithAFE(nn.Module):
 
 
 PLUGIN_PRESETS = {  # size -> (backbone preset, NK width)
-    "eqsr-edsr": {"paper": ("edsr-baseline", 256), "tiny": ("edsr-tiny", 32)},
-    "eqsr-swinir": {"paper": ("swinir", 256), "tiny": ("swinir-tiny", 32)},
+    "eqsr-edsr": {"paper": ("edsr-baseline", 256), "tiny": ("edsr-tiny", 64)},
+    "eqsr-swinir": {"paper": ("swinir", 256), "tiny": ("swinir-tiny", 64)},
 }
 
 

@@ -11,8 +11,8 @@ late x0.5 steps, and no EMA (a 0.999 average lags a short run). Patch sizes are 
 supervision would not fit the budget. Seconds per iteration at batch 8 on the 2-core machine at load
 ~1.6 (tests/benchmarks/test_bench_train.py): LIIF 0.29, LTE 0.27 (48 LR, 2304 px); MetaSR 0.18 at LR 24
 (at 50 the HR patches reach 200^2); ArbSR 0.21 at LR 32. The EQSR family decodes only the 32 x 32 target
-window (`forward_windows`, as the official training): EQSR 0.56-0.67, eqsr-edsr 0.16-0.19 s/it at 1 thread
-(the whole-crop decoding used before cost 1.9 / 0.74). Under shared load everything is 3-10x slower.
+window (`forward_windows`, as the official training): EQSR 0.56-0.67, eqsr-edsr 0.22 s/it at 1 thread
+(the whole-crop decoding used before cost 1.9 s/it for EQSR). Under shared load everything is 3-10x slower.
 
 A method without its own entry gets the generic recipes (`*`), whose sampler follows what the method
 can do: LIIF-style points for `query_modes` with "points", EQSR windows for "grid", else pairs.
@@ -114,11 +114,11 @@ RECIPES: dict[str, dict[str, dict]] = {
         "cpu": _cpu({**_EQSR_SAMPLER, "lr_size": 32, "window": 32}, iters=3000, lr=1e-3),
     },
 }
-# eqsr-edsr's backbone costs a third of EQSR's (0.16-0.19 s/it) but learns slower per step (6000
-# iterations: Set5 x2 33.20 vs bicubic 33.64, x6 25.11 vs 25.92): 13000 iterations fill the budget
-# (26.5 min at 8.2 it/s with `torchrun --nproc_per_node 2`; 35-42 min in one single-threaded process).
+# eqsr-edsr-tiny (NK width 64; the earlier NK 32 never beat bicubic at x6, Set5 -0.22 dB after 13000
+# iterations): 0.22 s/it at 1 thread, 6.5 it/s with `torchrun --nproc_per_node 2` (same global batch),
+# so 15000 iterations take 38 min on the two cores (the zoo model: Set5 x6 +1.12 dB over bicubic).
 RECIPES["eqsr-edsr"] = {**RECIPES["eqsr"], "cpu": _cpu({**_EQSR_SAMPLER, "lr_size": 32, "window": 32},
-                                                     iters=13000, lr=1e-3)}
+                                                     iters=15000, lr=1e-3)}
 RECIPES["eqsr-swinir"] = RECIPES["eqsr"]
 
 GENERIC = {
