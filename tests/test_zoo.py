@@ -3,6 +3,8 @@ into its method, and has its model card and training log."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import eqbench
@@ -24,7 +26,14 @@ def test_zoo_entry_is_complete(method):
     model = eqbench.create_method(method, size=e.size, **e.options)
     load_weights(model, path)  # strict: a checkpoint of another architecture is an error
     assert (ZOO_DIR / e.card).is_file() and (ZOO_DIR / e.log).is_file()
-    assert e.train["command"].startswith(("OMP_NUM_THREADS=1 eqbench train", "eqbench train"))
+    cmd = e.train["command"]
+    assert cmd.startswith(("OMP_NUM_THREADS=1 eqbench train", "eqbench train", "OMP_NUM_THREADS=1 torchrun"))
+    assert "eqbench train" in cmd
+    # the card states how the run used the machine: torchrun's process count is the run's world size
+    procs = int(re.search(r"--nproc_per_node[ =](\d+)", cmd).group(1)) if "torchrun" in cmd else 1
+    assert e.train.get("processes", 1) == procs
+    card = (ZOO_DIR / e.card).read_text()
+    assert (f"{procs} torchrun processes" in card) == (procs > 1)
 
 
 def test_zoo_weights_stay_small():

@@ -71,7 +71,8 @@ def add_run(run: str | Path, *, command: str, wall_seconds: float | None = None,
                   "batch_size": meta.get("batch_size"), "iterations": meta.get("total_iters"),
                   "lr": [p["lr"] for p in recipe["phases"]], "loss": recipe.get("loss"), "seed": meta.get("seed"),
                   "data": meta.get("data"), "git": meta.get("git"), "torch": meta.get("torch"),
-                  "device": meta.get("device"), "wall_seconds": wall_seconds, "train_loop_seconds": elapsed,
+                  "device": meta.get("device"), "processes": meta.get("world_size", 1),
+                  "wall_seconds": wall_seconds, "train_loop_seconds": elapsed,
                   "command": command, "init": meta.get("init"), "stage1": stage1_info},
     }  # fmt: skip
     doc = _manifest()
@@ -137,6 +138,9 @@ def card(method: str, e: dict, protocol: str, baseline: str | Path) -> str:
     dirty = " with uncommitted changes" if git.get("dirty") else ""
     if dirty and t.get("code_note"):
         dirty += f" ({t['code_note']})"
+    procs = t.get("processes", 1)
+    how = (f"{procs} torchrun processes of 1 thread (the whole machine)" if procs > 1
+           else "1 thread per run, other runs and jobs alongside")
     data = " + ".join(t["data"]["main"]["datasets"]) + f" ({t['data']['main']['images']} images)"
     return f"""# {method}-tiny (eqbench CPU zoo)
 
@@ -148,7 +152,7 @@ def card(method: str, e: dict, protocol: str, baseline: str | Path) -> str:
 | data | {data} from `../shared/datasets` |
 | seed | {t['seed']} |
 | code | eqbench git `{git.get('sha')}`{dirty}, torch {t['torch']}, {t['device']} |
-| wall time | {wall} ({loop}) on the 2-core CPU machine, 1 thread per run, other runs and jobs alongside |
+| wall time | {wall} ({loop}) on the 2-core CPU machine, {how} |
 | log | `{e['log']}` (loss, lr, it/s every 10 iterations) |
 
 Command:
