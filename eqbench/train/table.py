@@ -29,6 +29,8 @@ _LIIF_SAMPLER = {"kind": "liif", "resize": "pil-bicubic", "lr_size": 48, "scale_
                  "sample_q": 2304}
 _EQSR_SAMPLER = {"kind": "eqsr", "resize": "pil-bicubic", "lr_size": 48, "scale_min": 1, "scale_max": 4,
                  "window": 48}
+# The EQSR family on CPU: 32 x 32 LR crops, the 32 x 32 target window decoded (see the docstring).
+_EQSR_CPU_SAMPLER = {**_EQSR_SAMPLER, "lr_size": 32, "window": 32}
 _PAIRS_SAMPLER = {"kind": "pairs", "resize": "matlab-bicubic", "lr_size": 50, "scales": METASR_SCALES}
 
 _CPU_DATA = ("BSD68", "SunHays80")
@@ -111,19 +113,18 @@ RECIPES: dict[str, dict[str, dict]] = {
         "paper": _EQSR_PAPER,
         # Windowed (only the 32 x 32 target is decoded, as the official training: 0.67 s/it at batch 8,
         # 1 thread; the dense crop decoding used before cost 1.9 s/it) at LIIF's cpu lr.
-        "cpu": _cpu({**_EQSR_SAMPLER, "lr_size": 32, "window": 32}, iters=3000, lr=1e-3),
+        "cpu": _cpu(_EQSR_CPU_SAMPLER, iters=3000, lr=1e-3),
     },
 }
 # eqsr-edsr-tiny (NK width 64; the earlier NK 32 never beat bicubic at x6, Set5 -0.22 dB after 13000
 # iterations): 0.22 s/it at 1 thread, 6.5 it/s with `torchrun --nproc_per_node 2` (same global batch),
 # so 15000 iterations take 38 min on the two cores (the zoo model: Set5 x6 +1.12 dB over bicubic).
-RECIPES["eqsr-edsr"] = {**RECIPES["eqsr"], "cpu": _cpu({**_EQSR_SAMPLER, "lr_size": 32, "window": 32},
-                                                     iters=15000, lr=1e-3)}
+RECIPES["eqsr-edsr"] = {**RECIPES["eqsr"], "cpu": _cpu(_EQSR_CPU_SAMPLER, iters=15000, lr=1e-3)}
 RECIPES["eqsr-swinir"] = RECIPES["eqsr"]
 
 GENERIC = {
     "liif": {"cpu": _cpu(_LIIF_SAMPLER)},
-    "eqsr": {"cpu": _cpu({**_EQSR_SAMPLER, "lr_size": 32, "window": 32})},
+    "eqsr": {"cpu": _cpu(_EQSR_CPU_SAMPLER)},
     "pairs": {"cpu": _cpu({**_PAIRS_SAMPLER, "lr_size": 32})},
 }
 
