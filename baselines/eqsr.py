@@ -1,7 +1,7 @@
 """`eqsr`: EQSR, "Deep Arbitrary-Scale Image Super-Resolution via Scale-Equivariance Pursuit"
 (Wang et al., CVPR 2023). Follows the official code neuralchen/EQSR@e10a258 (arch
 EQSR/archs/hat_ModMBFormer_Sim_arch.py, test path EQSR/models/hat_model.py); own implementation,
-parity with the official outputs to <= 1e-5 is tested (tests/test_eqsr.py, fixture tests/fixtures/eqsr).
+parity with the official outputs to <= 1e-5 is tested (tests/reference/test_eqsr.py, fixture tests/fixtures/eqsr).
 
 Model: HAT-style backbone with an Adaptive Feature Extractor per group (baselines/eqsr_backbone.py,
 eqsr_afe.py, eqsr_attention.py) and the Neural Kriging upsampler (eqsr_kriging.py).

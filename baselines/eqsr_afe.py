@@ -1,7 +1,7 @@
 """EQSR's scale encoding and Adaptive Feature Extractor (AFE) block.
 
 Follows neuralchen/EQSR@e10a258 (`ModMBConv`, `Conv2DMod`, `pos_enc` in
-EQSR/archs/hat_ModMBFormer_Sim_arch.py); own implementation, parity shown by tests/test_eqsr.py.
+EQSR/archs/hat_ModMBFormer_Sim_arch.py); own implementation, parity shown by tests/reference/test_eqsr.py.
 
   * `sincos_encoding`: [v, sin(2^0 pi v/10), cos(2^0 pi v/10), ..., sin(2^39 pi v/10), cos(...)].
     Quirk kept for parity: the argument is evaluated exactly as `(2**i) * pi * v / 10`, in the input

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eqbench.analysis.flops import declare_flops, involution_flops
+from eqbench.costs import declare_flops, involution_flops
 
 from .eqsr_afe import N_FREQ, sincos_encoding
 

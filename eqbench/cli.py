@@ -32,7 +32,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
 def main(argv: list[str] | None = None) -> int:
     ap, handlers = build_parser()
     args = ap.parse_args(argv)
-    from .data.io import EqbenchWarning
+    from .errors import EqbenchWarning
 
     default_show = warnings.showwarning
 

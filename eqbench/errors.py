@@ -17,6 +17,10 @@ class EqbenchError(Exception):
     exit_code = 2
 
 
+class EqbenchWarning(UserWarning):
+    """A recoverable input problem (the CLI prints it as one 'warning:' line)."""
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
     """' (did you mean X?)' when a close match exists, else ''."""
     choices = list(choices)

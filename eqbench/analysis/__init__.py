@@ -6,7 +6,9 @@
   * flops        - FlopCounterMode with formulas for interpolation ops and module-declared extras;
   * memory       - peak inference memory (CUDA allocator, or CPU peak RSS in a fresh process);
   * profile      - parameters, FLOPs, latency (torch.utils.benchmark), memory; the ArbSR Table 3 shape;
-  * plots        - heatmaps and curves as PNG + SVG; store - results.json integration.
+  * plots        - heatmaps and curves as PNG + SVG.
+
+This floor holds kernels only; their runner (jobs, results.json integration) is eqbench/run/analyses.py.
 
 Submodules are imported on use, so `import eqbench` stays light.
 """

@@ -41,14 +41,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..data.io import EqbenchWarning
 from ..data.pairs import TooSmall, hr_length, lr_length, make_pair, shave_for
-from ..errors import EqbenchError
+from ..errors import EqbenchError, EqbenchWarning
 from ..metrics.color import to_single_channel
 from ..metrics.core import luma, psnr, shave_border
 from ..protocol import EvalProtocol, get_protocol
-from ..run.evaluate import to_scoring_domain
 from ..scales import Scale, parse_scale
+from ..scoring import to_scoring_domain
 
 EQ_S_MAX_DB = 100.0
 

@@ -20,7 +20,6 @@ Elementwise ops (activations, additions, positional encodings) are not counted, 
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import Counter
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..costs import _ACTIVE
 from ..errors import EqbenchError
 
 aten = torch.ops.aten
@@ -58,11 +58,6 @@ def _interp(taps: int):
     return formula
 
 
-def involution_flops(out_shape, taps: int) -> int:
-    """FLOPs of an unfold-style involution: one multiply-accumulate per kernel tap per output element."""
-    return 2 * int(taps) * math.prod(int(v) for v in out_shape)
-
-
 EXTRA_FORMULAS = {
     aten.grid_sampler_2d: grid_sample_flops,
     aten.grid_sampler_3d: grid_sample_3d_flops,
@@ -71,26 +66,6 @@ EXTRA_FORMULAS = {
     aten.upsample_trilinear3d: _interp(8),
     aten.upsample_nearest2d: _interp(0),
 }
-
-
-# Counters of the count_flops calls in progress (innermost last); declared functions add to it.
-_ACTIVE: list[Counter] = []
-
-
-def declare_flops(formula):
-    """Decorator: add formula(*args, out=result, **kwargs) FLOPs to a running `count_flops`."""
-
-    def deco(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            out = fn(*args, **kwargs)
-            if _ACTIVE:
-                _ACTIVE[-1][fn.__qualname__] += int(formula(*args, out=out, **kwargs))
-            return out
-
-        return wrapper
-
-    return deco
 
 
 @contextmanager

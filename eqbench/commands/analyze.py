@@ -10,8 +10,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import EqbenchError
-from .common import add_data_root, parse_weights
-from .run import default_datasets
+from .common import add_data_root
 
 NAME = "analyze"
 HELP = "EQ_S equivariance curves, CKA across scales, model profiles"
@@ -61,8 +60,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(a: argparse.Namespace):
     """Validate everything before any work and build the frozen AnalysisConfig."""
-    from ..analysis.jobs import AnalysisConfig
+    from ..data.datasets import default_datasets
     from ..protocol import get_protocol
+    from ..run.analyses import AnalysisConfig
+    from ..run.config import parse_weights
     from ..run.models import resolve_models
     from ..scales import parse_scale
 
@@ -98,8 +99,8 @@ def config_from_args(a: argparse.Namespace):
 
 
 def run(a: argparse.Namespace) -> int:
-    from ..analysis import jobs
-    from ..analysis.store import AnalysisStore
+    from ..run import analyses as jobs
+    from ..run.store import AnalysisStore
 
     cfg = config_from_args(a)
     store = AnalysisStore(cfg.out, device=cfg.device, seed=cfg.seed, config={"analysis": a.analysis, **cfg.to_dict()})

@@ -28,8 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
+    from ..results import load_results, write_text_atomic
     from ..run.compare import compare, render
-    from ..run.results import load_results, write_text_atomic
 
     if not (a.tolerance >= 0 and math.isfinite(a.tolerance)):
         raise EqbenchError(f"--tolerance must be a finite number >= 0, got {a.tolerance}")

@@ -27,8 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(a: argparse.Namespace) -> int:
     from ..metrics import METRICS
-    from ..run.results import load_results, write_text_atomic
-    from .report_impl import render_tables
+    from ..report.tables import render_tables
+    from ..results import load_results, write_text_atomic
 
     doc = load_results(a.results)
     if a.format == "html":

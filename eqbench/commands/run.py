@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from pathlib import Path
 
-from ..errors import EqbenchError
-from .common import add_data_root, parse_weights
+from .common import add_data_root
 
 NAME = "run"
 HELP = "evaluate methods on datasets and scales (+ analyses and the HTML report)"
@@ -55,42 +52,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_config(a: argparse.Namespace):
-    """The frozen RunConfig; every name is validated here, before any work."""
-    from ..protocol import get_protocol
-    from ..run.config import RunConfig, load_yaml, merge, parse_analyses
-    from ..run.models import resolve_models
-    from ..scales import parse_scale
+    """The frozen RunConfig from the parsed options (eqbench/run/config.py validates every name)."""
+    from ..run.config import build_config as build
 
     cli = {k: getattr(a, k, None) for k in ("methods", "datasets", "scales", "protocol", "size", "limit", "device",
                                             "seed", "out", "data_root", "random_init", "resume", "force",
                                             "analyses", "report", "results_name")}  # fmt: skip
-    cli["weights"] = dict(parse_weights(a.weights)) if a.weights else None
-    file = load_yaml(a.config) if a.config else {}
-    o = merge(cli, file)
-    if not o["methods"]:
-        raise EqbenchError("no methods: pass --methods NAME ... (or 'all'), or give `methods:` in --config")
-    if o["limit"] is not None and o["limit"] < 1:
-        raise EqbenchError("--limit must be a positive number of images")
-    protocol = get_protocol(o["protocol"])
-    scales = tuple(dict.fromkeys(parse_scale(str(s)) for s in o["scales"]))
-    analyses = parse_analyses(o["analyses"], list(o["methods"]) == ["all"])
-    specs = resolve_models(o["methods"], weights=o["weights"], size=o["size"], random_init=o["random_init"])
-    if not specs:
-        raise EqbenchError("no method left to run (see the warnings above)")
-    datasets = o["datasets"] or default_datasets(o["data_root"])
-    out = Path(o["out"]) if o["out"] else Path("runs") / time.strftime("eval-%Y%m%d-%H%M%S")
-    return RunConfig(
-        models=tuple(specs), datasets=tuple(dict.fromkeys(datasets)), scales=scales, protocol=protocol, out=out,
-        data_root=o["data_root"], limit=o["limit"], device=o["device"], seed=o["seed"], resume=bool(o["resume"]),
-        force=bool(o["force"]), analyses=analyses, analysis_options=tuple(sorted(o["analysis_options"].items())),
-        report=o["report"], progress=not a.no_progress, config_file=a.config, results_name=_results_name(o),
-    )  # fmt: skip
+    cli["weights"] = a.weights
+    return build(cli, config_file=a.config, progress=not a.no_progress)
 
 
 def run(a: argparse.Namespace) -> int:
     from ..report.tables import text_table
+    from ..run.analyses import run_analyses, write_report
     from ..run.runner import run as run_eval
-    from ..run.suite import run_analyses, write_report
 
     cfg = build_config(a)
     for spec in cfg.models:
@@ -110,19 +85,3 @@ def run(a: argparse.Namespace) -> int:
     if cfg.report:
         print(f"wrote {write_report(cfg.results_path)}")
     return 0
-
-
-def _results_name(o: dict) -> str:
-    name = str(o["results_name"])
-    if "/" in name or "\\" in name or not name.endswith(".json"):
-        raise EqbenchError(f"--results-name must be a plain file name ending in .json, got {name!r}")
-    return name
-
-
-def default_datasets(data_root: str | None) -> list[str]:
-    from ..data.datasets import load_catalog, resolve_data_root, status
-
-    catalog = load_catalog()
-    root, _ = resolve_data_root(data_root)
-    bench = [n for n in ("Set5", "Set14") if status(catalog[n], root).found]
-    return bench or ["samples"]

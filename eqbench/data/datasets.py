@@ -17,7 +17,7 @@ ROLES = ("benchmark", "train")
 
 
 def default_datasets_yaml() -> Path:
-    return Path(os.environ.get("EQBENCH_DATASETS_YAML", PACKAGE_ROOT / "datasets.yaml"))
+    return Path(os.environ.get("EQBENCH_DATASETS_YAML", Path(__file__).with_name("datasets.yaml")))
 
 
 def default_cache_root() -> Path:
@@ -188,3 +188,11 @@ def verify(st: DatasetStatus, root: Path) -> tuple[str, list[str]]:
     for name in sorted(set(present) - set(expected)):
         problems.append(f"{prefix}{name}: not in the manifest")
     return ("ok" if not problems else "mismatch"), problems
+
+
+def default_datasets(data_root: str | None) -> list[str]:
+    """Set5 and Set14 where the data root has them, else the embedded samples (the main job's data)."""
+    catalog = load_catalog()
+    root, _ = resolve_data_root(data_root)
+    bench = [n for n in ("Set5", "Set14") if status(catalog[n], root).found]
+    return bench or ["samples"]

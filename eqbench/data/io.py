@@ -12,13 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import EqbenchError
+from ..errors import EqbenchError, EqbenchWarning
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".webp")
-
-
-class EqbenchWarning(UserWarning):
-    """A recoverable input problem (the CLI prints it as one 'warning:' line)."""
 
 
 def load_image(path: str | Path) -> np.ndarray:

@@ -55,7 +55,7 @@ def _published(doc: dict) -> dict | None:
 
 
 def _analysis_blocks(doc: dict) -> tuple[list[dict], list[dict]]:
-    """CKA heatmaps and the profile table, in the layout eqbench/run/results.py documents."""
+    """CKA heatmaps and the profile table, in the layout eqbench/results.py documents."""
     figures, tables = [], []
     an = doc.get("analyses") or {}
     for i, entry in enumerate(an.get("cka") or []):

@@ -104,3 +104,12 @@ def csv_table(t: Table) -> str:
     for m in t.methods:
         w.writerow([m] + [t.fmt(t.get(m, c)) for c in t.columns])
     return buf.getvalue()
+
+
+def render_tables(doc: dict, metric: str, fmt: str) -> str:
+    """The metric's table as markdown (fmt "md") or CSV; "" when no method has that metric."""
+    kind = "equivariance" if metric == "eq-s" else "eval"
+    table = build_table(doc, metric, kind=kind)
+    if not table.methods:
+        return ""
+    return markdown_table(table) if fmt == "md" else csv_table(table)

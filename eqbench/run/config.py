@@ -14,6 +14,7 @@ Every option given on the command line wins over the file; unknown keys are erro
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,3 +131,53 @@ def parse_analyses(items: list[str] | None, everything: bool) -> tuple[str, ...]
         if a not in ANALYSES:
             raise unknown_name("analysis", a, ANALYSES)
     return tuple(dict.fromkeys(items))
+
+
+def parse_weights(items: list[str]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for it in items:
+        if "=" not in it:
+            raise EqbenchError(f"--weights takes METHOD=PATH, got {it!r}")
+        k, v = it.split("=", 1)
+        out.append((k.strip(), v.strip()))
+    return tuple(out)
+
+
+def build_config(cli: dict, *, config_file: str | None = None, progress: bool = True) -> RunConfig:
+    """The frozen RunConfig from CLI values (None = not given) > the YAML file > defaults.
+
+    Every name is validated here, before any work.
+    """
+    from ..data.datasets import default_datasets
+    from ..protocol import get_protocol
+    from ..scales import parse_scale
+    from .models import resolve_models
+
+    cli = {**cli, "weights": dict(parse_weights(cli["weights"])) if cli.get("weights") else None}
+    file = load_yaml(config_file) if config_file else {}
+    o = merge(cli, file)
+    if not o["methods"]:
+        raise EqbenchError("no methods: pass --methods NAME ... (or 'all'), or give `methods:` in --config")
+    if o["limit"] is not None and o["limit"] < 1:
+        raise EqbenchError("--limit must be a positive number of images")
+    protocol = get_protocol(o["protocol"])
+    scales = tuple(dict.fromkeys(parse_scale(str(s)) for s in o["scales"]))
+    analyses = parse_analyses(o["analyses"], list(o["methods"]) == ["all"])
+    specs = resolve_models(o["methods"], weights=o["weights"], size=o["size"], random_init=o["random_init"])
+    if not specs:
+        raise EqbenchError("no method left to run (see the warnings above)")
+    datasets = o["datasets"] or default_datasets(o["data_root"])
+    out = Path(o["out"]) if o["out"] else Path("runs") / time.strftime("eval-%Y%m%d-%H%M%S")
+    return RunConfig(
+        models=tuple(specs), datasets=tuple(dict.fromkeys(datasets)), scales=scales, protocol=protocol, out=out,
+        data_root=o["data_root"], limit=o["limit"], device=o["device"], seed=o["seed"], resume=bool(o["resume"]),
+        force=bool(o["force"]), analyses=analyses, analysis_options=tuple(sorted(o["analysis_options"].items())),
+        report=o["report"], progress=progress, config_file=config_file, results_name=_results_name(o),
+    )  # fmt: skip
+
+
+def _results_name(o: dict) -> str:
+    name = str(o["results_name"])
+    if "/" in name or "\\" in name or not name.endswith(".json"):
+        raise EqbenchError(f"--results-name must be a plain file name ending in .json, got {name!r}")
+    return name

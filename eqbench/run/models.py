@@ -88,7 +88,7 @@ def resolve_models(requested: list[str], *, weights: dict[str, str], size: str |
                "(or --random-init to use untrained weights, e.g. for a smoke test)")
         if not everything:
             raise EqbenchError(msg)
-        from ..data.io import EqbenchWarning
+        from ..errors import EqbenchWarning
 
         warnings.warn(f"skipping {', '.join(missing)}: {msg}", EqbenchWarning, stacklevel=2)
     return specs

@@ -10,14 +10,15 @@ import os
 import sys
 import warnings
 
+from .. import provenance
 from ..data.datasets import digest, load_catalog, locate
-from ..data.io import EqbenchWarning, load_image
-from ..errors import EqbenchError
+from ..data.io import load_image
+from ..errors import EqbenchError, EqbenchWarning
 from ..method import method_entry
-from . import provenance
+from ..results import load_results, new_results, write_json_atomic
+from ..scoring import EVAL_METRICS
 from .config import RunConfig
-from .evaluate import EVAL_METRICS, evaluate_images
-from .results import load_results, new_results, write_json_atomic
+from .evaluate import evaluate_images
 
 
 def validate(cfg: RunConfig) -> None:

@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data import batches
 from ..data.datasets import digest, locate
-from ..data.io import EqbenchWarning, load_image
-from ..errors import EqbenchError
+from ..data.io import load_image
+from ..errors import EqbenchError, EqbenchWarning
 from .recipes import Phase, SamplerSpec
 
 # Stream tags keep the three kinds of draws independent of each other.

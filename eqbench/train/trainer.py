@@ -24,7 +24,7 @@ from .. import __version__
 from ..checkpoint import load_state_dict_strict, load_weights
 from ..errors import EqbenchError
 from ..method import create_method
-from ..run.provenance import git_state, now_iso
+from ..provenance import git_state, now_iso
 from . import checkpoints as ck
 from . import distributed as dist
 from .config import SETTINGS, TrainConfig, build_recipe, resolve, settled

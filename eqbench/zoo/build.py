@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import EqbenchError
-from ..run.results import write_text_atomic
+from ..results import write_text_atomic
 from . import MANIFEST, ZOO_DIR, _load, sha256_file
 
 CARD_SCALES = ("2", "3", "4", "6")
@@ -109,7 +109,7 @@ def margins_table(scores: dict[str, dict]) -> str:
 
 
 def write_cards(baseline_path: str | Path) -> str:
-    from ..run.results import load_results
+    from ..results import load_results
 
     base = load_results(baseline_path)
     scores = scores_from(base)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from eqbench.report.html import render
-from eqbench.run.results import new_results
+from eqbench.results import new_results
 
 METHODS = ("bicubic", "liif", "lte", "metasr", "eqsr")
 DATASETS = {"Set5": 5, "Set14": 14, "B100": 100, "Urban100": 100, "Manga109": 109}

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from eqbench.cli import main
 from eqbench.train import checkpoints as ck
-from tests.train_toy import cli_script, recipe_file, subprocess_env, toy, toy_data_root  # noqa: F401  (fixtures)
+from tests.helpers.train_toy import cli_script, recipe_file, subprocess_env, toy, toy_data_root  # noqa: F401  (fixtures)
 
 
 def test_cli_trains_with_the_issue_flags(toy, capsys):  # noqa: F811

@@ -13,9 +13,8 @@ from PIL import Image
 
 from eqbench import create_method
 from eqbench.analysis.equivariance import EQ_S_MAX_DB, eq_crop, eq_s, eq_s_details
-from eqbench.data.io import EqbenchWarning
 from eqbench.data.resize import imresize
-from eqbench.errors import EqbenchError
+from eqbench.errors import EqbenchError, EqbenchWarning
 from eqbench.method import SRMethod
 from eqbench.protocol import get_protocol
 from eqbench.run.evaluate import evaluate_images
@@ -174,8 +173,8 @@ def test_cli_writes_rows_next_to_an_evaluation(tmp_path):
 
 
 def test_eq_crop_takes_the_centre(tmp_path, capsys):
-    from eqbench.analysis.jobs import centre_crop
     from eqbench.cli import main
+    from eqbench.run.analyses import centre_crop
 
     img = np.arange(7 * 10).reshape(7, 10)
     assert np.array_equal(centre_crop(img, 4), img[1:5, 3:7])

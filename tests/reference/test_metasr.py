@@ -17,7 +17,7 @@ from baselines.encoders import EDSREncoder, RDNEncoder
 from baselines.metasr import MetaSR
 from eqbench.errors import EqbenchError
 
-FIX = Path(__file__).parent / "fixtures"
+FIX = Path(__file__).parents[1] / "fixtures"
 # float32 round-off (reassociated sums, float64 vs float32 coordinate arithmetic); measured <= 9e-7
 TOL = 1e-5
 

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from eqbench.errors import EqbenchError
 from eqbench.train import TrainConfig, train
 from eqbench.train import checkpoints as ck
-from tests.train_toy import recipe_file, toy, toy_data_root  # noqa: F401  (fixtures)
+from tests.helpers.train_toy import recipe_file, toy, toy_data_root  # noqa: F401  (fixtures)
 
 
 def cfg(toy, out="run", kind="liif", iters=6, recipe=None, **kw) -> TrainConfig:  # noqa: F811
@@ -103,7 +103,7 @@ def test_dense_fallback_supervises_the_same_pixels_as_query(toy):  # noqa: F811
     from eqbench.train.data import KeyedSamples
     from eqbench.train.recipes import recipe_from_dict
     from eqbench.train.step import predict
-    from tests.train_toy import Toy, recipe_dict
+    from tests.helpers.train_toy import Toy, recipe_dict
 
     imgs = [load_image(p) for p in sorted((toy.root / "toy").glob("*.png"))]
     torch.manual_seed(0)
@@ -153,7 +153,7 @@ def test_validation_and_logs(toy):  # noqa: F811
 
 def test_knowledge_transfer(toy, monkeypatch):  # noqa: F811
     from eqbench.train import transfer
-    from tests.train_toy import ToyTransfer
+    from tests.helpers.train_toy import ToyTransfer
 
     torch.manual_seed(1)
     teacher_file = toy.tmp / "teacher.pt"

@@ -101,8 +101,8 @@ def test_inplace_psnr_matches_psnr_of_shaved_views(shave, rng):
 def test_score_overwrite_changes_nothing_but_its_input(rng):
     from eqbench.data.pairs import make_pair
     from eqbench.protocol import get_protocol
-    from eqbench.run.evaluate import score
     from eqbench.scales import parse_scale
+    from eqbench.scoring import score
 
     img = rng.integers(0, 256, (40, 44, 3)).astype(np.uint8)
     for name in ("basicsr", "matlab"):

@@ -25,7 +25,7 @@ from eqbench.analysis.taps import batch_slices, capture_grams, collect_grams, re
 from eqbench.errors import EqbenchError
 from eqbench.method import SRMethod, create_method
 
-REF = json.loads((Path(__file__).parent / "fixtures/cka_reference/cka_reference.json").read_text())
+REF = json.loads((Path(__file__).parents[1] / "fixtures/cka_reference/cka_reference.json").read_text())
 REL = 1e-10  # the file's stated float64 tolerance
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from eqbench.cli import main
-from eqbench.run.results import load_results, rows_frame
+from eqbench.results import load_results, rows_frame
 
 
 def _run(args, capsys):

@@ -10,8 +10,8 @@ import subprocess
 import numpy as np
 import torch
 
-from .. import __version__
-from ..data.datasets import PACKAGE_ROOT
+from . import __version__
+from .data.datasets import PACKAGE_ROOT
 
 
 def git_state(root=PACKAGE_ROOT) -> dict:

@@ -14,8 +14,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from eqbench.analysis import profile as prof
-from eqbench.analysis.flops import UNIT, count_flops, declare_flops, involution_flops
+from eqbench.analysis.flops import UNIT, count_flops
 from eqbench.analysis.memory import cpu_peak_subprocess, cuda_peak_bytes
+from eqbench.costs import declare_flops, involution_flops
 from eqbench.method import METHODS, MethodEntry, SRMethod
 from eqbench.protocol import get_protocol
 from eqbench.scales import Scale

@@ -6,16 +6,16 @@ and the matching PSNR-Y rows, kind "equivariance-ref"); a new row replaces an ol
 (kind, method, dataset, scale, metric, protocol). Under doc["analyses"]: "cka" and "profile" are lists
 of entries the HTML report renders (heatmaps: matrix / xlabels / ylabels / title; Table 3 rows of
 display strings), "profile_details" and "equivariance" documents keyed by method@size and dataset;
-each carries the job's configuration and provenance (see eqbench/run/results.py).
+each carries the job's configuration and provenance (see eqbench/results.py).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from .. import provenance
 from ..data.datasets import digest
-from ..run import provenance
-from ..run.results import load_results, new_results, write_json_atomic
+from ..results import load_results, new_results, write_json_atomic
 
 
 def _key(row: dict) -> tuple:

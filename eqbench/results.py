@@ -9,7 +9,7 @@ Layout:
              "images": {image: value}, "skipped": [image, ...], "kind": "eval"|analysis name}],
    "analyses": {...}}
 
-Analysis rows and documents (`eqbench analyze`, eqbench/analysis/store.py):
+Analysis rows and documents (`eqbench analyze`, eqbench/run/store.py):
   * kind "equivariance", metric "eq-s": mean EQ_S (dB) per method x dataset x scale; kind
     "equivariance-ref", metric "psnr-y": PSNR-Y of the same method, scale and crops; both carry
     "crops": {image: [H, W]}; analyses["equivariance"][dataset] = {"protocol", "curves": {method: {"scale",
@@ -32,7 +32,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import EqbenchError
+from .errors import EqbenchError
 
 SCHEMA = "eqbench.results"
 

@@ -1,6 +1,9 @@
-"""The three `eqbench analyze` jobs: one frozen config in, results into an AnalysisStore.
+"""The analyses' runner: `eqbench analyze` jobs and the analyses and report of `eqbench run`.
 
-Every job builds one model at a time and frees it before the next.
+One frozen AnalysisConfig in, results into an AnalysisStore; every job builds one model at a time and
+frees it before the next. The analyses of `eqbench run` run after the evaluation on the same models,
+datasets and scales (CKA on the methods that declare feature taps; EQ_S always includes bicubic). They
+are recomputed on `--resume` (cheap next to the evaluation); the evaluation cells are not.
 """
 
 from __future__ import annotations
@@ -9,10 +12,14 @@ import gc
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..protocol import EvalProtocol
 from ..scales import Scale
 from .store import AnalysisStore
+
+if TYPE_CHECKING:
+    from .config import RunConfig
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,7 @@ class AnalysisConfig:
     models: tuple = ()
 
     def spec(self, name: str):
-        from ..run.models import PARAMETER_FREE, ModelSpec
+        from .models import PARAMETER_FREE, ModelSpec
 
         for m in self.models:
             if m.method == name:
@@ -98,8 +105,8 @@ def _build(name: str, cfg: AnalysisConfig):
 
 
 def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> None:
-    from .equivariance import EQ_S_MAX_DB, eq_s_details
-    from .plots import eq_s_curves
+    from ..analysis.equivariance import EQ_S_MAX_DB, eq_s_details
+    from ..analysis.plots import eq_s_curves
 
     methods = cfg.methods if "bicubic" in cfg.methods else ("bicubic", *cfg.methods)
     data = {ds: [(n, centre_crop(im, cfg.eq_crop)) for n, im in _images(cfg, ds, store)] for ds in cfg.datasets}
@@ -132,9 +139,9 @@ def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> None:
 
 
 def run_cka(cfg: AnalysisConfig, store: AnalysisStore) -> None:
-    from .cka import GramStore
-    from .plots import cka_heatmap, layer_scale_heatmap
-    from .taps import collect_grams, cross_matrix, sample_crops, scale_cka
+    from ..analysis.cka import GramStore
+    from ..analysis.plots import cka_heatmap, layer_scale_heatmap
+    from ..analysis.taps import collect_grams, cross_matrix, sample_crops, scale_cka
 
     images = [im for ds in cfg.datasets for _, im in _images(cfg, ds, store)]
     crops = sample_crops(images, cfg.crops, cfg.crop_size, seed=cfg.seed)
@@ -180,8 +187,8 @@ def run_cka(cfg: AnalysisConfig, store: AnalysisStore) -> None:
 
 
 def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> None:
+    from ..analysis.profile import ProfileConfig, display_row, profile_method, table3
     from ..protocol import get_protocol
-    from .profile import ProfileConfig, display_row, profile_method, table3
 
     if any(cfg.spec(m).weights for m in cfg.methods):
         _log("eqbench: note: profiles use random weights (cost does not depend on them)")
@@ -205,3 +212,53 @@ def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> None:
     table = table3(profiles)
     store.doc["analyses"]["profile_table"] = {"text": table, "methods": [p["method"] for p in profiles]}
     print(table)
+
+# The main job's analysis sizes: small enough that `eqbench run --methods all` stays within minutes on two
+# CPU cores; a YAML `analysis_options:` block changes them.
+RUN_ANALYSIS_DEFAULTS = {
+    "eq_crop": 128, "crops": 16, "crop_size": 48, "batch_size": 8, "input_sizes": (100,), "memory_input": 48,
+    "min_run_time": 0.05, "min_measurements": 1, "timing_limit": 2,
+}  # fmt: skip
+
+
+def analysis_config(cfg: RunConfig, methods: tuple[str, ...]):
+    from ..scales import parse_scale
+
+    opts = {**RUN_ANALYSIS_DEFAULTS, **dict(cfg.analysis_options)}
+    for k in ("memory_scale", "timing_scale"):
+        if k in opts:
+            opts[k] = parse_scale(str(opts[k]))
+    if "input_sizes" in opts:
+        opts["input_sizes"] = tuple(int(n) for n in opts["input_sizes"])
+    return AnalysisConfig(
+        methods=methods, scales=cfg.scales, datasets=cfg.datasets, protocol=cfg.protocol, out=cfg.out,
+        data_root=cfg.data_root, limit=cfg.limit, device=cfg.device, seed=cfg.seed,
+        models=tuple(m for m in cfg.models if m.method in methods), **opts,
+    )  # fmt: skip
+
+
+def run_analyses(cfg: RunConfig) -> None:
+
+    for name in cfg.analyses:
+        methods = cfg.methods
+        if name == "cka":
+            # Parameter-free methods (bicubic) have no layers to compare.
+            methods = tuple(m.method for m in cfg.models if m.source != "parameter-free")
+            if not methods:
+                print("eqbench: cka skipped: no method with feature taps in this run", file=sys.stderr)
+                continue
+        acfg = analysis_config(cfg, methods)
+        print(f"eqbench: analysis {name} ({', '.join(methods)})", file=sys.stderr)
+        store = AnalysisStore(cfg.out, device=cfg.device, seed=cfg.seed, config={"analysis": name, **acfg.to_dict()},
+                              name=cfg.results_name)
+        {"equivariance": run_equivariance, "cka": run_cka, "profile": run_profile}[name](acfg, store)
+        store.save()
+
+
+def write_report(results: Path, output: Path | None = None) -> Path:
+    from ..report.html import render
+    from ..results import load_results, write_text_atomic
+
+    out = output or results.with_name("report.html" if results.name == "results.json" else results.stem + ".html")
+    write_text_atomic(out, render(load_results(results)))
+    return out

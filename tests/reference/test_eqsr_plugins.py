@@ -10,7 +10,7 @@ import torch
 import eqbench
 from eqbench.errors import EqbenchError
 
-CKPT = Path(__file__).parent / "fixtures" / "eqsr" / "checkpoint.pth"
+CKPT = Path(__file__).parents[1] / "fixtures" / "eqsr" / "checkpoint.pth"
 
 
 @pytest.mark.parametrize("name", ["eqsr", "eqsr-edsr", "eqsr-swinir"])

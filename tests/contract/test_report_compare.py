@@ -11,7 +11,7 @@ from PIL import Image
 
 from eqbench.cli import main
 from eqbench.report.tables import build_table
-from eqbench.run.results import load_results, write_json_atomic
+from eqbench.results import load_results, write_json_atomic
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from baselines.arbsr_blocks import ScaleAwareAdapt
 from baselines.rcan import ResidualGroup
 from eqbench.errors import EqbenchError
 
-FIX = Path(__file__).parent / "fixtures"
+FIX = Path(__file__).parents[1] / "fixtures"
 # float32 round-off (expert mixing reassociated, grid normalised differently); measured <= 5.4e-7
 TOL = 1e-5
 

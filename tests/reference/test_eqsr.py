@@ -18,7 +18,7 @@ from baselines.eqsr_official import convert
 from eqbench.checkpoint import load_state_dict_strict
 from eqbench.errors import EqbenchError
 
-FIX = Path(__file__).parent / "fixtures" / "eqsr"
+FIX = Path(__file__).parents[1] / "fixtures" / "eqsr"
 CKPT = FIX / "checkpoint.pth"
 # the official model the fixture was made with (see PROVENANCE.md)
 FIX_CFG = EQSRConfig(dim=12, n_groups=2, depth=3, heads=2, window=4, latent=16)

@@ -11,9 +11,9 @@ from safetensors.torch import save_file
 import eqbench.zoo as zoo
 from eqbench.cli import main
 from eqbench.errors import EqbenchError
+from eqbench.results import load_results
 from eqbench.run.config import DEFAULTS, load_yaml, merge, parse_analyses
 from eqbench.run.models import resolve_models
-from eqbench.run.results import load_results
 
 
 def _run(args, capsys):

@@ -10,7 +10,7 @@ import pytest
 from safetensors.torch import load_file
 
 from eqbench.train import TrainConfig, train
-from tests.train_toy import cli_script, recipe_file, subprocess_env, toy, toy_data_root  # noqa: F401  (fixtures)
+from tests.helpers.train_toy import cli_script, recipe_file, subprocess_env, toy, toy_data_root  # noqa: F401  (fixtures)
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
