@@ -12,14 +12,27 @@ EQ_S, CKA, profiling) only uses this contract:
 Optional, for training (eqbench/train): implicit methods answer arbitrary HR coordinates with
 `query_points(lr, coord, cell)` and say what they accept in `query_modes`. A method without it still
 trains: the trainer then supervises dense `_upsample` outputs (unclamped) of the batch's HR frame.
+Other optional abilities are the `Protocol` classes below (`WindowDecoder`, `TransferStudent`,
+`BackboneInit`): a method has one when its class implements it, and generic code asks with `isinstance`.
+
+What a method *is* is declared where it is registered (`register_method`): `learned` (False for a
+parameter-free method such as bicubic, which needs no weights and has no layers to compare),
+`reference` (the row other methods are measured against: margins, EQ_S always includes it) and its
+training `recipes` (plain data beside the method, see eqbench/train/recipes.py for the fields).
+
+The built-in methods live in the `baselines` package, which the contract does not import: installed
+packages name the modules that register methods in the entry-point group `eqbench.method_modules`
+(eqbench's own pyproject.toml names `baselines`), loaded on the first registry lookup.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -110,6 +123,30 @@ def check_input(lr: object, out_size: object) -> None:
                            "super-resolution only enlarges (scale >= 1 per axis)")
 
 
+@runtime_checkable
+class WindowDecoder(Protocol):
+    """Decodes only a window of each sample's HR frame (EQSR's training: the window's edges are grid borders)."""
+
+    def forward_windows(self, lr: torch.Tensor, out_sizes: list[tuple[int, int]],
+                        windows: list[tuple[int, int, int, int]]) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class TransferStudent(Protocol):
+    """Scale-aware knowledge transfer (ArbSR): features for the transfer loss and a fixed-scale teacher."""
+
+    def forward_with_features(self, lr: torch.Tensor, out_size: tuple[int, int]): ...
+
+    def make_teacher(self) -> nn.Module: ...
+
+
+@runtime_checkable
+class BackboneInit(Protocol):
+    """Starts training from the backbone of an official fixed-scale network (ArbSR)."""
+
+    def load_fixed_scale_backbone(self, path) -> SRMethod: ...
+
+
 @dataclass(frozen=True)
 class MethodEntry:
     name: str
@@ -117,25 +154,51 @@ class MethodEntry:
     description: str
     sizes: tuple[str, ...] = SIZES
     options: tuple[str, ...] = field(default_factory=tuple)
+    learned: bool = True  # False: no parameters, nothing to load or train, no layers for CKA
+    reference: bool = False  # the reference row (margins are measured against it; EQ_S always includes it)
+    recipes: Mapping[str, dict] = field(default_factory=dict, compare=False)  # training recipes by name
 
 
 METHODS: Registry[MethodEntry] = Registry("method")
+ENTRY_POINT_GROUP = "eqbench.method_modules"
+_loaded: list[bool] = []
 
 
-def register_method(name: str, *, description: str, sizes: tuple[str, ...] = SIZES):
+def register_method(name: str, *, description: str, sizes: tuple[str, ...] = SIZES, learned: bool = True,
+                    reference: bool = False, recipes: Mapping[str, dict] | None = None):
     """Decorator for a factory `f(size=..., **options) -> SRMethod`; its keyword names are the options."""
 
     def deco(factory: Callable[..., SRMethod]) -> Callable[..., SRMethod]:
         params = inspect.signature(factory).parameters
         options = tuple(p for p in params if p != "size")
-        METHODS.add(name, MethodEntry(name, factory, description, sizes, options))
+        METHODS.add(name, MethodEntry(name, factory, description, sizes, options, learned, reference,
+                                      dict(recipes or {})))
         return factory
 
     return deco
 
 
 def _load_builtin_methods() -> None:
-    import baselines  # noqa: F401  (registers the methods under test)
+    """Import the modules that installed packages name in the `eqbench.method_modules` group, once."""
+    if _loaded:
+        return
+    _loaded.append(True)
+    eps = entry_points(group=ENTRY_POINT_GROUP)
+    if not eps:
+        raise EqbenchError(f"no {ENTRY_POINT_GROUP} entry points: eqbench is not installed (or its metadata is "
+                           "stale); run `pip install -e .` in the eqbench checkout")
+    try:
+        for value in sorted({ep.value for ep in eps}):
+            next(ep for ep in eps if ep.value == value).load()
+    except BaseException:
+        _loaded.clear()
+        raise
+
+
+def reference_method() -> str | None:
+    """The name of the registered reference method (bicubic for the built-ins), None without one."""
+    _load_builtin_methods()
+    return next((n for n in METHODS.names() if METHODS.get(n).reference), None)
 
 
 def list_methods() -> list[str]:
