@@ -10,7 +10,8 @@ Scales are per axis (r_h, r_w); see baselines/scale_arg.py for how they follow f
 
 Scale-aware knowledge transfer (paper Sec. 3.3) is a training option: for integer scales 2, 3, 4, an L1 loss
 ties the adapted features after every K blocks (`forward_with_features`) to those of a fixed-scale network of
-the same backbone at that scale (`FixedScaleTeacher`, loaded from an official RCAN/EDSR checkpoint).
+the same backbone at that scale (`FixedScaleTeacher`, loaded from an official RCAN/EDSR checkpoint). The loss
+itself is the trainer's (eqbench/train/transfer.py), the same for any method with these two hooks.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from eqbench.checkpoint import load_state_dict_strict, torch_load_safe
 from eqbench.errors import EqbenchError, suggest
 from eqbench.method import SRMethod, register_method
 
+from . import recipes
 from .arbsr_blocks import ScaleAwareAdapt, ScaleAwareUpsample
 from .encoders import EDSR_PRESETS, MeanShift, ResBlock, conv3
 from .rcan import RCAN_PRESETS, ResidualGroup
 from .scale_arg import resolve_scale
 
 BACKBONES = ("rcan", "edsr")
-TRANSFER_SCALES = (2, 3, 4)
 
 
 def backbone_blocks(backbone: str, size: str) -> tuple[list[nn.Module], int, int]:
@@ -145,22 +146,8 @@ def _load_backbone(module: nn.Module, path, exclude: tuple[str, ...] = ()) -> No
     load_state_dict_strict(module, full, str(path))
 
 
-def transfer_applies(out_size, lr_size, scale=None) -> int | None:
-    """The integer scale (2, 3 or 4) at which a fixed-scale teacher exists for this pair, else None."""
-    r_h, r_w = resolve_scale(lr_size, out_size, scale)
-    s = round(r_h)
-    return s if r_h == r_w and r_h == s and s in TRANSFER_SCALES else None
-
-
-def transfer_loss(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
-    """L_transfer: mean absolute difference per tap, averaged over the taps (so lambda = 1 does not
-    depend on how many adapters a backbone has)."""
-    if len(student) != len(teacher):
-        raise ValueError(f"{len(student)} student vs {len(teacher)} teacher feature maps")
-    return torch.stack([(s - t.detach()).abs().mean() for s, t in zip(student, teacher, strict=True)]).mean()
-
-
-@register_method("arbsr", description="ArbSR (ICCV 2021): scale-aware adapters + upsampler on a fixed-scale "
+@register_method("arbsr", recipes=recipes.ARBSR,
+                 description="ArbSR (ICCV 2021): scale-aware adapters + upsampler on a fixed-scale "
                  "backbone; backbone rcan (ArbRCAN) | edsr (ArbEDSR)")
 def make_arbsr(*, size: str = "paper", backbone: str = "rcan") -> ArbSR:
     if backbone not in BACKBONES:

@@ -57,6 +57,7 @@ from eqbench.checkpoint import load_state_dict_strict
 from eqbench.errors import EqbenchError, suggest
 from eqbench.method import SRMethod, register_method
 
+from . import recipes
 from .eqsr_afe import SINCOS_ARITH, ArbSRConv, ScaleCond, sincos_encoding
 from .eqsr_backbone import EQSRBackbone
 from .eqsr_kriging import NeuralKriging
@@ -226,7 +227,8 @@ def build_eqsr(cfg: EQSRConfig, variant: str = "E", **options) -> EQSR:
     return EQSR(encoder, up, official=variant == "E", **options)
 
 
-@register_method("eqsr", description="EQSR (CVPR 2023): HAT-style backbone with scale-modulated AFE blocks "
+@register_method("eqsr", recipes=recipes.EQSR,
+                 description="EQSR (CVPR 2023): HAT-style backbone with scale-modulated AFE blocks "
                  "+ Neural Kriging upsampler; variants baseline/A-E of the paper's ablation")
 def make_eqsr(*, size: str = "paper", variant: str = "E", scale_input: str = "cell", tile: int | None = None,
               tile_overlap: int = 16, band_rows: int | None = None, param_key: str = "params_ema",

@@ -20,6 +20,7 @@ from torch import nn
 
 from eqbench.method import register_method
 
+from . import recipes
 from .encoders import EDSR_PRESETS, EDSREncoder
 from .eqsr import EQSR
 from .eqsr_afe import AFEBlock, ModulatedConv2d, ScaleCond
@@ -106,14 +107,15 @@ def build_plugin(name: str, size: str, **options) -> EQSR:
     return EQSR(encoder, NeuralKriging(encoder.out_dim, latent), **options)
 
 
-@register_method("eqsr-edsr", description="EDSR-baseline + EQSR's AFE blocks + Neural Kriging (EQSR Table 3)")
+@register_method("eqsr-edsr", recipes=recipes.EQSR_EDSR,
+                 description="EDSR-baseline + EQSR's AFE blocks + Neural Kriging (EQSR Table 3)")
 def make_eqsr_edsr(*, size: str = "paper", scale_input: str = "cell", tile: int | None = None,
                    tile_overlap: int = 16, band_rows: int | None = None) -> EQSR:
     return build_plugin("eqsr-edsr", size, scale_input=scale_input, tile=tile, tile_overlap=tile_overlap,
                         band_rows=band_rows)
 
 
-@register_method("eqsr-swinir",
+@register_method("eqsr-swinir", recipes=recipes.EQSR_SWINIR,
                  description="SwinIR (LTE's) + EQSR's AFE blocks + Neural Kriging (EQSR Table 3)")
 def make_eqsr_swinir(*, size: str = "paper", scale_input: str = "cell", tile: int | None = None,
                      tile_overlap: int = 16, band_rows: int | None = None) -> EQSR:

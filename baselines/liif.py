@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from eqbench.method import register_method
 
+from . import recipes
 from .implicit import MLP, ImplicitSR, NearestLookup, local_ensemble, make_encoder
 
 
@@ -51,7 +52,8 @@ class LIIF(ImplicitSR):
         return local_ensemble(state["lookup"], coord, cell, predict, ensemble=self.local_ensemble)
 
 
-@register_method("liif", description="LIIF (CVPR 2021): local implicit image function; edsr-baseline/rdn/swinir")
+@register_method("liif", recipes=recipes.LIIF,
+                 description="LIIF (CVPR 2021): local implicit image function; edsr-baseline/rdn/swinir")
 def make_liif(*, size: str = "paper", encoder: str = "edsr-baseline", local_ensemble: bool = True,
               feat_unfold: bool = True, cell_decode: bool = True, hidden: tuple[int, ...] | None = None,
               encoder_args: dict | None = None, cell_clip: float | None = None) -> LIIF:

@@ -22,6 +22,7 @@ from torch import nn
 
 from eqbench.method import register_method
 
+from . import recipes
 from .implicit import MLP, ImplicitSR, NearestLookup, local_ensemble, make_encoder
 
 
@@ -65,7 +66,8 @@ class LTE(ImplicitSR):
         return out + skip[:, :, 0, :].permute(0, 2, 1)
 
 
-@register_method("lte", description="LTE (CVPR 2022): local texture estimator; encoders edsr-baseline/rdn/swinir")
+@register_method("lte", recipes=recipes.LTE,
+                 description="LTE (CVPR 2022): local texture estimator; encoders edsr-baseline/rdn/swinir")
 def make_lte(*, size: str = "paper", encoder: str = "edsr-baseline", hidden_dim: int | None = None,
              mlp_hidden: tuple[int, ...] | None = None, cell_clip: float | None = 4.0,
              encoder_args: dict | None = None) -> LTE:

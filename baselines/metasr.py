@@ -30,6 +30,7 @@ from eqbench.checkpoint import load_state_dict_strict, torch_load_safe
 from eqbench.errors import EqbenchError, suggest
 from eqbench.method import SRMethod, register_method
 
+from . import recipes
 from .encoders import EDSR_PRESETS, RDN_PRESETS, EDSREncoder, MeanShift, RDNEncoder
 from .scale_arg import resolve_scale
 
@@ -167,7 +168,8 @@ def build_encoder(name: str, size: str) -> nn.Module:
     return RDNEncoder(**RDN_PRESETS[preset]) if name == "rdn" else EDSREncoder(**EDSR_PRESETS[preset])
 
 
-@register_method("metasr", description="Meta-SR (CVPR 2019): per-pixel conv weights from (scale, offset); "
+@register_method("metasr", recipes=recipes.METASR,
+                 description="Meta-SR (CVPR 2019): per-pixel conv weights from (scale, offset); "
                  "variant official (MetaRDN) | liif (encoder edsr-baseline | rdn)")
 def make_metasr(*, size: str = "paper", variant: str = "official", encoder: str | None = None) -> MetaSR:
     if variant not in VARIANTS:

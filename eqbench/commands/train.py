@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a method option (repeatable); VALUE is read as JSON if it parses, e.g. encoder=rdn")
     p.add_argument("--recipe", help="recipe name (default: cpu; see --recipes) or a YAML recipe file")
     p.add_argument("--recipes", action="store_true", help="list the recipes of --method and exit")
-    p.add_argument("--sampler", choices=("eqsr", "liif", "pairs"), help="override the recipe's batch builder")
+    p.add_argument("--sampler", help="override the recipe's batch kind: points, window or pairs "
+                   "(eqbench/train/batch_kinds.py; the old names liif and eqsr still work)")
     p.add_argument("--resize", choices=("pil-bicubic", "matlab-bicubic"),
                    help="override the recipe's LR resize for training pairs")
     p.add_argument("--train-data", nargs="+", default=[], metavar="NAME",
@@ -102,7 +103,7 @@ def run(a: argparse.Namespace) -> int:
             raise EqbenchError("--recipes needs --method")
         for name in recipe_names(a.method):
             r = get_recipe(a.method, name)
-            print(f"{name:>14}  {r.sampler.kind:>5} {r.sampler.resize:<14} batch {r.batch_size:<3} "
+            print(f"{name:>14}  {r.sampler.kind:>6} {r.sampler.resize:<14} batch {r.batch_size:<3} "
                   f"{r.total_iters:>8} iters  {len(r.phases)} phase(s)  {r.source}")
         return 0
     if not a.out:

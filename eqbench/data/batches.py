@@ -36,7 +36,6 @@ from PIL import Image
 from .resize import imresize
 
 RESIZES = ("pil-bicubic", "matlab-bicubic")
-KINDS = ("eqsr", "liif", "pairs")
 
 
 def resize_uint8(img: np.ndarray, hw: tuple[int, int], how: str) -> np.ndarray:
@@ -181,19 +180,6 @@ def pairs_sample(img: np.ndarray, rng: np.random.Generator, scale: tuple[float, 
         flips = (rows, cols, transpose and H == W)
         lr, hr = apply_flips(lr, flips), apply_flips(hr, flips)
     return {"lr": to_chw(lr), "gt": to_chw(hr), "hr_size": torch.tensor([H, W])}
-
-
-def largest_crop(kind: str, *, lr_size: int, scale_max: float = 4.0,
-                 scales: tuple[tuple[float, float], ...] = ()) -> tuple[int, int]:
-    """The largest HR crop a builder can ask for: smaller training images are skipped."""
-    if kind in ("eqsr", "liif"):
-        c = crop_size(lr_size, scale_max)
-        # round() of U(1, s_max) * lr_size can reach the rounding of the maximum, never above it.
-        return c, c
-    if kind == "pairs":
-        sizes = [pairs_hr_size(s, lr_size) for s in scales]
-        return max(h for h, _ in sizes), max(w for _, w in sizes)
-    raise ValueError(f"unknown batch kind {kind!r}")
 
 
 def collate(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

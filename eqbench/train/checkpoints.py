@@ -23,6 +23,7 @@ import torch
 
 from ..checkpoint import torch_load_safe
 from ..errors import EqbenchError
+from .batch_kinds import ALIASES
 
 FORMAT = 1
 SUBDIR = "checkpoints"
@@ -149,6 +150,16 @@ def read_meta(ckpt: Path) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "method" not in meta:
         raise EqbenchError(f"cannot resume from {ckpt}: not an eqbench training checkpoint (format "
                            f"{meta.get('format') if isinstance(meta, dict) else '?'})")
+    return _current_names(meta)
+
+
+def _current_names(meta: dict) -> dict:
+    """Checkpoints written before the batch kinds were renamed (liif, eqsr) read with the new names."""
+    sampler = (meta.get("recipe") or {}).get("sampler")
+    if isinstance(sampler, dict) and sampler.get("kind") in ALIASES:
+        sampler["kind"] = ALIASES[sampler["kind"]]
+    if meta.get("sampler") in ALIASES:
+        meta["sampler"] = ALIASES[meta["sampler"]]
     return meta
 
 

@@ -21,6 +21,7 @@ from ..data import batches
 from ..data.datasets import digest, locate
 from ..data.io import load_image
 from ..errors import EqbenchError, EqbenchWarning
+from .batch_kinds import batch_kind
 from .recipes import Phase, SamplerSpec
 
 # Stream tags keep the three kinds of draws independent of each other.
@@ -72,9 +73,7 @@ def load_train_images(names: tuple[str, ...], data_root, min_hw: tuple[int, int]
 
 
 def min_image_size(sampler: SamplerSpec, phase: Phase) -> tuple[int, int]:
-    scales = phase.scales or sampler.scales
-    return batches.largest_crop(sampler.kind, lr_size=sampler.lr_size, scale_max=sampler.scale_max,
-                                scales=scales)
+    return batch_kind(sampler.kind).largest_crop(sampler, phase.scales or sampler.scales)
 
 
 @lru_cache(maxsize=8)
@@ -125,6 +124,7 @@ class KeyedSamples(Dataset):
 
     def __init__(self, images: list[np.ndarray], sampler: SamplerSpec, seed: int) -> None:
         self.images, self.s, self.seed = images, sampler, seed
+        self.kind = batch_kind(sampler.kind)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -132,15 +132,7 @@ class KeyedSamples(Dataset):
     def __getitem__(self, key: tuple) -> dict[str, torch.Tensor]:
         step, slot, img, sh, sw = key
         rng = np.random.default_rng([self.seed, _SAMPLE, step, slot])
-        s, image = self.s, self.images[img]
-        common = {"resize": s.resize, "augment": s.augment}
-        if s.kind == "liif":
-            return batches.liif_sample(image, rng, lr_size=s.lr_size, sample_q=s.sample_q,
-                                       scale_range=(s.scale_min, s.scale_max), **common)
-        if s.kind == "eqsr":
-            return batches.eqsr_sample(image, rng, lr_size=s.lr_size, window=s.window,
-                                       scale_range=(s.scale_min, s.scale_max), **common)
-        return batches.pairs_sample(image, rng, (sh, sw), lr_patch=s.lr_size, **common)
+        return self.kind.sample(self.images[img], rng, self.s, (sh, sw))
 
 
 def _worker_init(worker_id: int) -> None:

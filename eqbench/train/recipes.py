@@ -3,8 +3,9 @@
 A recipe = a sampler (which batch builder, LR resize, patch sizes, scales), a batch size, an optimizer,
 a loss and one or more phases (iterations, data, learning rate, MultiStep milestones, how the phase
 starts). Two phases express EQSR's pretrain -> finetune (the finetune starts from the EMA weights) and
-ArbSR's first epoch (x2/x3/x4 only, lr 5e-5). The published recipes live in `table.py`; a YAML file
-with the same fields works wherever a recipe name does (`--recipe my.yaml`).
+ArbSR's first epoch (x2/x3/x4 only, lr 5e-5). A method declares its recipes where it is registered
+(`register_method(..., recipes=...)`; the built-in tables are baselines/recipes.py); a YAML file with the
+same fields works wherever a recipe name does (`--recipe my.yaml`).
 """
 
 from __future__ import annotations
@@ -16,22 +17,17 @@ from pathlib import Path
 
 import yaml
 
-from ..data.batches import KINDS, RESIZES
+from ..data.batches import RESIZES
 from ..errors import EqbenchError, suggest
 from ..scales import parse_scale
+from .batch_kinds import ALIASES, KINDS, batch_kind, kind_for, kind_name
 
 STARTS = ("continue", "ema")
-# Builder defaults used when --sampler switches a recipe to another kind of batch.
-SAMPLER_DEFAULTS = {
-    "liif": {"lr_size": 48, "scale_min": 1.0, "scale_max": 4.0, "sample_q": 2304},
-    "eqsr": {"lr_size": 48, "scale_min": 1.0, "scale_max": 4.0, "window": 48},
-    "pairs": {"lr_size": 50, "scales": tuple(f"{v / 10:g}" for v in range(11, 41))},
-}
 
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    kind: str
+    kind: str  # a batch kind (batch_kinds.py): points, window or pairs
     resize: str = "pil-bicubic"
     lr_size: int = 48
     scale_min: float = 1.0
@@ -110,20 +106,16 @@ def _take(d: dict, allowed: set[str], where: str) -> dict:
 def sampler_from_dict(d: dict, where: str) -> SamplerSpec:
     names = {f.name for f in dataclasses.fields(SamplerSpec)}
     d = dict(_take(d, names, where))
-    if d.get("kind") not in KINDS:
+    if d.get("kind") not in (*KINDS, *ALIASES):
         raise EqbenchError(f"{where}.kind: must be one of {', '.join(KINDS)}, got {d.get('kind')!r}")
+    d["kind"] = kind_name(d["kind"])  # the old names (liif, eqsr) read as the new ones
     if d.get("resize", "pil-bicubic") not in RESIZES:
         raise EqbenchError(f"{where}.resize: must be one of {', '.join(RESIZES)}, got {d['resize']!r}")
     d["scales"] = _scales(d.get("scales"), f"{where}.scales")
     s = SamplerSpec(**d)
     if not (1.0 <= s.scale_min <= s.scale_max):
         raise EqbenchError(f"{where}: need 1 <= scale_min <= scale_max, got {s.scale_min}, {s.scale_max}")
-    if s.kind == "liif" and round(s.lr_size * s.scale_min) ** 2 < s.sample_q:
-        raise EqbenchError(f"{where}: sample_q {s.sample_q} exceeds the pixels of the smallest crop")
-    if s.kind == "eqsr" and round(s.lr_size * s.scale_min) < s.window:
-        raise EqbenchError(f"{where}: the target window {s.window} exceeds the smallest crop")
-    if s.kind == "pairs" and not s.scales:
-        raise EqbenchError(f"{where}: a pairs sampler needs a list of scales")
+    batch_kind(s.kind).check(s, where)
     return s
 
 
@@ -183,9 +175,16 @@ def load_recipe_file(path: Path) -> Recipe:
     return recipe_from_dict(doc, str(path))
 
 
-def recipe_names(method: str, query_modes: tuple[str, ...] = ()) -> list[str]:
-    from .table import recipes_for
+def recipes_for(method: str, query_modes: tuple[str, ...] = ()) -> dict[str, dict]:
+    """The recipes `method` declares, else the generic ones for the batch kind its query modes call for."""
+    from baselines.recipes import GENERIC
 
+    from ..method import method_entry
+
+    return dict(method_entry(method).recipes) or GENERIC[kind_for(query_modes).name]
+
+
+def recipe_names(method: str, query_modes: tuple[str, ...] = ()) -> list[str]:
     return sorted(recipes_for(method, query_modes))
 
 
@@ -193,8 +192,6 @@ def get_recipe(method: str, name: str, query_modes: tuple[str, ...] = ()) -> Rec
     """A built-in recipe of `method` by name, or a YAML recipe file (its `method` must match).
 
     Methods without their own recipes get the generic ones, chosen by what `query_modes` allows."""
-    from .table import recipes_for
-
     if name.endswith((".yaml", ".yml")):
         r = load_recipe_file(Path(name))
         if r.method not in (method, "*"):
@@ -228,12 +225,10 @@ def with_overrides(r: Recipe, *, sampler: str | None = None, resize: str | None 
     """The recipe as the command line changed it (the result is what the checkpoint records)."""
     s = r.sampler
     phases = r.phases
-    if sampler is not None and sampler != s.kind:
-        if sampler not in KINDS:
-            raise EqbenchError(f"unknown sampler {sampler!r}{suggest(sampler, KINDS)}; "
-                               f"known: {', '.join(KINDS)}")
-        s = sampler_from_dict({"kind": sampler, "resize": s.resize, "augment": s.augment,
-                               **SAMPLER_DEFAULTS[sampler]}, f"--sampler {sampler}")
+    if sampler is not None and kind_name(sampler) != s.kind:
+        kind = batch_kind(sampler)
+        s = sampler_from_dict({"kind": kind.name, "resize": s.resize, "augment": s.augment, **kind.defaults},
+                              f"--sampler {sampler}")
         phases = tuple(dataclasses.replace(p, scales=()) for p in phases)
     if resize is not None:
         if resize not in RESIZES:

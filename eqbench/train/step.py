@@ -1,16 +1,6 @@
 """One training forward through the method contract, and the EMA of the weights.
 
-How a method is supervised on each kind of batch (data/batches.py):
-  * `liif` (2304 HR pixels): `method.query_points(lr, coord, cell)` if "points" in `query_modes`;
-    otherwise the method upsamples each sample's whole crop densely and the sampled pixels are picked.
-  * `eqsr` (a 48 x 48 window of the crop): `query_points` on the window's coordinates ("grid": as a
-    (N, 48, 48, 2) window; "points": flattened); or `forward_windows(lr, frames, windows)` (EQSR: only
-    the window is decoded, its edges are grid borders, as the official training); otherwise a dense
-    upsample of the crop, cut to the window.
-  * `pairs` (one scale per batch, full HR patch): a dense upsample of the batch.
-Dense outputs come from `_upsample`, the contract's unclamped core: `upsample` clamps to [0, 1], which
-would zero the gradient of every pixel outside that range.
-
+How a method is supervised on each kind of batch is the batch kind's `predict` (batch_kinds.py).
 Scale-aware knowledge transfer (ArbSR, recipe field `knowledge_transfer`, transfer.py) runs inside
 the same forward on `pairs` batches, so DDP synchronises its gradients too.
 """
@@ -24,47 +14,13 @@ from torch import nn
 
 from ..errors import EqbenchError
 from ..method import check_input
+from .batch_kinds import batch_kind
 from .transfer import batch_scale, transfer_l1
-
-
-def _dense(method, lr: torch.Tensor, size) -> torch.Tensor:
-    out_size = (int(size[0]), int(size[1]))
-    check_input(lr, out_size)
-    return method._upsample(lr, out_size)
 
 
 def predict(method, batch: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
     """The prediction matching batch['gt'] (same shape), in [0, 1] units, unclamped."""
-    lr, modes = batch["lr"], tuple(getattr(method, "query_modes", ()))
-    if kind == "liif":
-        if "points" in modes:
-            return method.query_points(lr, batch["coord"], batch["cell"])
-        preds = []
-        for i in range(lr.shape[0]):
-            full = _dense(method, lr[i:i + 1], batch["hr_size"][i].tolist())  # (1, 3, H, W)
-            preds.append(full.flatten(2)[0].t()[batch["index"][i]])
-        return torch.stack(preds)
-    if kind == "eqsr":
-        n, (h, w) = lr.shape[0], batch["gt"].shape[-2:]
-        if "grid" in modes:
-            return method.query_points(lr, batch["coord"], batch["cell"]).permute(0, 3, 1, 2)
-        if "points" in modes:
-            pred = method.query_points(lr, batch["coord"].view(n, h * w, 2), batch["cell"].view(n, h * w, 2))
-            return pred.view(n, h, w, 3).permute(0, 3, 1, 2)
-        if hasattr(method, "forward_windows"):  # EQSR: only the target window is decoded (official)
-            sizes = [tuple(int(v) for v in hw) for hw in batch["hr_size"].tolist()]
-            for size in sizes:
-                check_input(lr[:1], size)
-            return method.forward_windows(lr, sizes, [(oy, ox, h, w) for oy, ox in batch["offset"].tolist()])
-        preds = []
-        for i in range(lr.shape[0]):
-            oy, ox = batch["offset"][i].tolist()
-            full = _dense(method, lr[i:i + 1], batch["hr_size"][i].tolist())
-            preds.append(full[0, :, oy:oy + h, ox:ox + w])
-        return torch.stack(preds)
-    if kind == "pairs":
-        return _dense(method, lr, batch["hr_size"][0].tolist())
-    raise ValueError(f"unknown batch kind {kind!r}")
+    return batch_kind(kind).predict(method, batch)
 
 
 class TrainForward(nn.Module):
@@ -72,15 +28,15 @@ class TrainForward(nn.Module):
 
     def __init__(self, method: nn.Module, kind: str, teachers: dict[int, nn.Module] | None = None) -> None:
         super().__init__()
-        self.method, self.kind = method, kind
-        if teachers and kind != "pairs":
+        self.method, self.kind = method, batch_kind(kind)
+        if teachers and not self.kind.per_batch_scale:
             raise EqbenchError(f"knowledge transfer needs the pairs sampler (one scale per batch), not {kind!r}")
         # A plain dict, not submodules: frozen teachers are neither trained, synchronised nor checkpointed.
         self.teachers = dict(teachers or {})
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not self.teachers:
-            return predict(self.method, batch, self.kind), None
+            return self.kind.predict(self.method, batch), None
         lr = batch["lr"]
         out_size = tuple(int(v) for v in batch["hr_size"][0].tolist())
         check_input(lr, out_size)

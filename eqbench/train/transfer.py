@@ -3,7 +3,8 @@
 For a batch at an integer scale s (symmetric, s with a teacher), the student's adapted features after
 every K blocks are pulled towards those of a frozen fixed-scale network at s:
     L = L_SR + lambda * mean over taps of mean |F_student - F_teacher|      (recipe `knowledge_transfer`)
-Other scales add nothing. The method provides the features through two optional hooks (ArbSR has them):
+Other scales add nothing. The method provides the features as a `TransferStudent` (eqbench/method.py;
+ArbSR is one):
     method.forward_with_features(lr, out_size) -> (SR in [0, 1] units, unclamped; [feature maps])
     method.make_teacher() -> a module with .features(lr) -> [feature maps] (same taps, frozen) and
                              .load_official_backbone(path) (an official fixed-scale checkpoint)
@@ -16,16 +17,14 @@ import torch
 from torch import nn
 
 from ..errors import EqbenchError
-
-HOOKS = ("forward_with_features", "make_teacher")
+from ..method import TransferStudent
 
 
 def make_teachers(method: nn.Module, paths: dict[int, str], device) -> dict[int, nn.Module]:
     name = getattr(method, "method_name", type(method).__name__)
-    missing = [h for h in HOOKS if not callable(getattr(method, h, None))]
-    if missing:
+    if not isinstance(method, TransferStudent):
         raise EqbenchError(f"the recipe asks for knowledge transfer, but method {name!r} has no "
-                           f"{' / '.join(missing)}; use a recipe without knowledge_transfer")
+                           "forward_with_features / make_teacher; use a recipe without knowledge_transfer")
     if not paths:
         raise EqbenchError("knowledge transfer needs the fixed-scale teachers: --teacher 2=PATH 3=PATH 4=PATH "
                            "(official fixed-scale checkpoints of the same backbone)")

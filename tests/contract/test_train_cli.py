@@ -30,7 +30,7 @@ def test_cli_trains_with_the_issue_flags(toy, capsys):  # noqa: F811
     import json
 
     meta = json.loads((out / "checkpoints" / "00000003" / "meta.json").read_text())
-    assert meta["sampler"] == "eqsr" and meta["total_iters"] == 3 and meta["batch_size"] == 2
+    assert meta["sampler"] == "window" and meta["total_iters"] == 3 and meta["batch_size"] == 2
     assert meta["recipe"]["sampler"]["lr_size"] == 48  # --sampler brings the builder's published sizes
     assert meta["recipe"]["phases"][0]["milestones"] == [2]  # 25 of 50, rescaled to 3 iterations
     assert "wrote" in capsys.readouterr().out

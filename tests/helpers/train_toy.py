@@ -131,9 +131,10 @@ def write_catalog(root):
     return cat
 
 
-def recipe_dict(kind: str = "liif", iters: int = 6, batch: int = 2, **extra) -> dict:
-    sampler = {"liif": {"kind": "liif", "lr_size": 12, "scale_min": 1.5, "scale_max": 3, "sample_q": 100},
-               "eqsr": {"kind": "eqsr", "lr_size": 12, "scale_min": 1.5, "scale_max": 3, "window": 16},
+def recipe_dict(kind: str = "points", iters: int = 6, batch: int = 2, **extra) -> dict:
+    kind = {"liif": "points", "eqsr": "window"}.get(kind, kind)  # the old names give the same recipe
+    sampler = {"points": {"kind": "points", "lr_size": 12, "scale_min": 1.5, "scale_max": 3, "sample_q": 100},
+               "window": {"kind": "window", "lr_size": 12, "scale_min": 1.5, "scale_max": 3, "window": 16},
                "pairs": {"kind": "pairs", "lr_size": 12, "resize": "matlab-bicubic",
                          "scales": ["1.5", "2", "2.5", "1.5x3"]}}[kind]
     phases = extra.pop("phases", [{"name": "main", "iters": iters, "lr": 1e-2, "data": ["toy"],

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 import eqbench
-from baselines.arbsr import ArbSR, transfer_applies, transfer_loss
+from baselines.arbsr import ArbSR
 from baselines.arbsr_blocks import ScaleAwareAdapt
 from baselines.rcan import ResidualGroup
 from eqbench.errors import EqbenchError
+from eqbench.train.transfer import batch_scale, transfer_l1
 
 FIX = Path(__file__).parents[1] / "fixtures"
 # float32 round-off (expert mixing reassociated, grid normalised differently); measured <= 5.4e-7
@@ -108,7 +109,7 @@ def test_knowledge_transfer_interface(backbone):
     teacher = student.make_teacher()
     t_feats = teacher.features(lr)
     assert [f.shape for f in t_feats] == [f.shape for f in feats]
-    loss = transfer_loss(feats, t_feats)
+    loss = transfer_l1(feats, t_feats)
     assert loss > 0
     loss.backward()
     assert student.sa_adapt[0].adapt.weight_pool.grad.abs().sum() > 0
@@ -116,15 +117,16 @@ def test_knowledge_transfer_interface(backbone):
     with torch.no_grad():  # adapters switched off: the student's features are the teacher's
         for a in student.sa_adapt:
             a.adapt.weight_pool.zero_()
-        assert transfer_loss(student.forward_with_features(lr, (20, 24))[1], t_feats).item() == 0.0
+        assert transfer_l1(student.forward_with_features(lr, (20, 24))[1], t_feats).item() == 0.0
 
 
 def test_transfer_scales():
-    assert transfer_applies((24, 20), (12, 10)) == 2
-    assert transfer_applies((48, 40), (12, 10)) == 4
-    assert transfer_applies((40, 33), (12, 10), scale=3.3) is None
-    assert transfer_applies((18, 40), (12, 10)) is None  # asymmetric
-    assert transfer_applies((60, 50), (12, 10)) is None  # x5: no teacher
+    lr = torch.zeros(1, 3, 12, 10)
+    assert batch_scale(lr, (24, 20)) == 2
+    assert batch_scale(lr, (48, 40)) == 4
+    assert batch_scale(lr, (40, 33)) is None  # x3.3: not an integer scale
+    assert batch_scale(lr, (18, 40)) is None  # asymmetric
+    assert batch_scale(lr, (60, 50)) == 5  # integer, but the trainer has teachers only for the scales given
 
 
 def test_teacher_and_init_from_fixed_scale_checkpoint(tmp_path):

@@ -192,8 +192,13 @@ def test_same_generator_state_same_sample():
 
 
 def test_largest_crop_and_collate():
-    assert batches.largest_crop("liif", lr_size=48, scale_max=4) == (192, 192)
-    assert batches.largest_crop("pairs", lr_size=50, scales=((1.5, 4.0), (3.0, 2.0))) == (150, 200)
+    from eqbench.train.batch_kinds import batch_kind
+    from eqbench.train.recipes import SamplerSpec
+
+    assert batch_kind("points").largest_crop(SamplerSpec("points", lr_size=48, scale_max=4), ()) == (192, 192)
+    assert batch_kind("liif") is batch_kind("points")  # the old name still reads
+    pairs = SamplerSpec("pairs", lr_size=50)
+    assert batch_kind("pairs").largest_crop(pairs, ((1.5, 4.0), (3.0, 2.0))) == (150, 200)
     img = textured()
     samples = [batches.pairs_sample(img, np.random.default_rng(i), (2.0, 2.0)) for i in range(3)]
     b = batches.collate(samples)

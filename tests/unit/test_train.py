@@ -20,7 +20,7 @@ from eqbench.train import checkpoints as ck
 from tests.helpers.train_toy import recipe_file, toy, toy_data_root  # noqa: F401  (fixtures)
 
 
-def cfg(toy, out="run", kind="liif", iters=6, recipe=None, **kw) -> TrainConfig:  # noqa: F811
+def cfg(toy, out="run", kind="points", iters=6, recipe=None, **kw) -> TrainConfig:  # noqa: F811
     rfile = recipe_file(toy.tmp / f"recipe-{out}.yaml", kind=kind, iters=iters, **(recipe or {}))
     kw = {"save_every": 2, "keep": 10, "progress": False, **kw}
     return TrainConfig(out=toy.tmp / out, method="toy-train", recipe=rfile, **kw)
@@ -62,7 +62,7 @@ def test_resume_another_folder_into_a_new_out(toy):  # noqa: F811
     assert [d.name for d in ck.list_checkpoints(new / "checkpoints")][-1] == "00000006"
 
 
-@pytest.mark.parametrize("kind,points", [("liif", True), ("eqsr", False), ("pairs", True)])
+@pytest.mark.parametrize("kind,points", [("points", True), ("window", False), ("pairs", True)])
 def test_resume_after_a_crash_is_bit_identical(toy, kind, points):  # noqa: F811
     opts = (("dropout", 0.2), ("points", points))  # dropout: the RNG state must be restored too
     full = load_file(str(train(cfg(toy, "full", kind=kind, options=opts))))
@@ -78,6 +78,20 @@ def test_resume_after_a_crash_is_bit_identical(toy, kind, points):  # noqa: F811
         assert not partial.exists()
         # the run's settings (save_every=2, keep=10) carry over without being given again
         assert [d.name for d in ck.list_checkpoints(run / "checkpoints")] == ["00000002", "00000004", "00000006"]
+
+
+@pytest.mark.parametrize("kind,old", [("points", "liif"), ("window", "eqsr")])
+def test_a_checkpoint_with_the_old_batch_kind_name_resumes_bit_identically(toy, kind, old):  # noqa: F811
+    full = load_file(str(train(cfg(toy, "full", kind=kind, options=(("points", kind == "points"),)))))
+    run = crash_copy(toy, "full", "old", 4)
+    for d in ck.list_checkpoints(run / "checkpoints"):  # as written before the kinds were renamed
+        meta = json.loads((d / "meta.json").read_text())
+        assert meta["recipe"]["sampler"]["kind"] == kind
+        meta["recipe"]["sampler"]["kind"] = meta["sampler"] = old
+        (d / "meta.json").write_text(json.dumps(meta))
+    assert same(full, load_file(str(train(TrainConfig(out=run, resume=True, progress=False)))))
+    meta = json.loads((run / "checkpoints" / "00000006" / "meta.json").read_text())
+    assert meta["recipe"]["sampler"]["kind"] == meta["sampler"] == kind
 
 
 def test_two_phases_start_from_ema_and_resume_at_the_boundary(toy):  # noqa: F811
@@ -110,7 +124,7 @@ def test_dense_fallback_supervises_the_same_pixels_as_query(toy):  # noqa: F811
     q = Toy(points=True)
     d = Toy(points=False)
     d.load_state_dict(q.state_dict())
-    for kind in ("liif", "eqsr"):
+    for kind in ("points", "window"):
         sampler = recipe_from_dict({**recipe_dict(kind), "method": "toy-train"}).sampler
         ds = KeyedSamples(imgs, sampler, seed=0)
         batch = collate([ds[(0, k, k, 0.0, 0.0)] for k in range(3)])
@@ -125,7 +139,7 @@ def test_metadata_records_the_run(toy):  # noqa: F811
     final = train(cfg(toy, "m", seed=5, options=(("feats", 6),)))
     meta = json.loads((toy.tmp / "m" / "checkpoints" / "00000006" / "meta.json").read_text())
     assert meta["method"] == "toy-train" and meta["options"] == {"feats": 6} and meta["seed"] == 5
-    assert meta["recipe"]["sampler"]["kind"] == "liif" and meta["resize"] == "pil-bicubic"
+    assert meta["recipe"]["sampler"]["kind"] == "points" and meta["resize"] == "pil-bicubic"
     assert meta["data"]["main"]["images"] == 8 and len(meta["data"]["main"]["digest"]["toy"]) == 64
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                           cwd=str(__import__("eqbench").__file__.rsplit("/", 2)[0])).stdout.strip()

@@ -6,13 +6,13 @@ import pytest
 import yaml
 
 from eqbench.errors import EqbenchError
+from eqbench.method import list_methods, method_entry
 from eqbench.train.recipes import get_recipe, recipe_from_dict, with_overrides
-from eqbench.train.table import RECIPES
 
 K = 1000
 
 
-@pytest.mark.parametrize("method,name", [(m, n) for m, t in RECIPES.items() for n in t])
+@pytest.mark.parametrize("method,name", [(m, n) for m in list_methods() for n in method_entry(m).recipes])
 def test_every_builtin_recipe_validates(method, name):
     r = get_recipe(method, name)
     assert r.total_iters > 0 and r.batch_size > 0 and r.phases[0].start == "continue"
@@ -24,7 +24,7 @@ def test_liif_and_lte_paper():
         r = get_recipe(m, "paper")
         s = r.sampler
         assert (s.kind, s.resize, s.lr_size, s.scale_min, s.scale_max, s.sample_q) == \
-            ("liif", "pil-bicubic", 48, 1, 4, 2304)
+            ("points", "pil-bicubic", 48, 1, 4, 2304)
         assert r.batch_size == 16 and r.ema is None and r.loss_weight == 2.0  # L1 on (x - 0.5) / 0.5
         (p,) = r.phases
         assert (p.iters, p.lr, p.milestones, p.gamma) == (1000 * K, 1e-4, (200 * K, 400 * K, 600 * K, 800 * K), 0.5)
@@ -35,7 +35,7 @@ def test_liif_and_lte_paper():
 
 def test_eqsr_two_phases_with_ema():
     r = get_recipe("eqsr", "paper")
-    assert (r.sampler.kind, r.sampler.window, r.batch_size, r.ema, r.betas) == ("eqsr", 48, 32, 0.999, (0.9, 0.99))
+    assert (r.sampler.kind, r.sampler.window, r.batch_size, r.ema, r.betas) == ("window", 48, 32, 0.999, (0.9, 0.99))
     pre, ft = r.phases
     assert (pre.iters, pre.lr, pre.milestones) == (800 * K, 2e-4, (300 * K, 500 * K, 650 * K, 700 * K, 750 * K))
     assert (ft.iters, ft.lr, ft.milestones, ft.start) == (250 * K, 1e-5, (125 * K, 200 * K, 225 * K, 240 * K), "ema")
@@ -72,9 +72,9 @@ def test_overrides():
     assert r.phases[0].milestones == (600, 1000, 1300, 1400, 1500)
     s = with_overrides(get_recipe("liif", "paper"), sampler="pairs", resize="matlab-bicubic").sampler
     assert (s.kind, s.lr_size, s.resize, len(s.scales)) == ("pairs", 50, "matlab-bicubic", 30)
-    a = with_overrides(get_recipe("arbsr", "paper"), sampler="eqsr")
-    assert a.sampler.kind == "eqsr" and all(not p.scales for p in a.phases)
-    with pytest.raises(EqbenchError, match="unknown sampler 'lif'"):
+    a = with_overrides(get_recipe("arbsr", "paper"), sampler="eqsr")  # the old name of `window`
+    assert a.sampler.kind == "window" and all(not p.scales for p in a.phases)
+    with pytest.raises(EqbenchError, match="unknown batch kind 'lif'"):
         with_overrides(r, sampler="lif")
     with pytest.raises(EqbenchError, match="fewer than the recipe's 2 phases"):
         with_overrides(r, iters=1)
