@@ -7,9 +7,7 @@ the analysis added), figures into --out/figures as PNG and SVG.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ..errors import EqbenchError
 from .common import add_data_root
 
 NAME = "analyze"
@@ -25,8 +23,13 @@ EXAMPLES = """examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("analysis", choices=["equivariance", "cka", "profile"])
-    p.add_argument("--methods", nargs="+", required=True, help="method names (equivariance always adds bicubic)")
+    # Analysis options default to None here: their one set of defaults is AnalysisOptions (run/config.py).
+    from ..run.config import ANALYSES
+    from ..run.config import AnalysisOptions as O
+
+    p.add_argument("analysis", choices=ANALYSES)
+    p.add_argument("--methods", nargs="+", required=True, help="method names (equivariance always adds the "
+                   "reference method, bicubic)")
     p.add_argument("--scales", nargs="+", default=["2", "3", "4"],
                    help="2, 2.5, or HxW like 1.5x4 (profile: the FLOPs scales)")
     p.add_argument("--size", help="model preset: paper or tiny (default: tiny zoo models where no --weights are "
@@ -42,68 +45,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="at most N images per dataset")
     p.add_argument("--eq-crop", type=int, metavar="N",
                    help="equivariance: centre-crop each image to at most N x N first (default: whole images)")
-    p.add_argument("--crops", type=int, default=64, help="cka: number of LR crops")
-    p.add_argument("--crop-size", type=int, default=48, help="cka: LR crop side in pixels")
-    p.add_argument("--batch-size", type=int, default=16, help="cka: crops per minibatch (>= 4)")
-    p.add_argument("--input-sizes", nargs="+", type=int, default=[100], help="profile: square LR sides for FLOPs")
-    p.add_argument("--memory-input", type=int, default=100, help="profile: square LR side for peak memory")
-    p.add_argument("--memory-scale", default="4", help="profile: scale for peak memory")
-    p.add_argument("--timing-scale", default="4", help="profile: scale of the timed dataset LR images")
-    p.add_argument("--min-run-time", type=float, default=0.2, help="profile: seconds of timing per image")
-    p.add_argument("--min-measurements", type=int, default=3, help="profile: timed blocks per image (>= 1)")
-    p.add_argument("--no-timing", action="store_true", help="profile: skip the latency measurement")
+    p.add_argument("--crops", type=int, help=f"cka: number of LR crops (default {O.crops})")
+    p.add_argument("--crop-size", type=int, help=f"cka: LR crop side in pixels (default {O.crop_size})")
+    p.add_argument("--batch-size", type=int, help=f"cka: crops per minibatch (>= 4, default {O.batch_size})")
+    p.add_argument("--input-sizes", nargs="+", type=int,
+                   help=f"profile: square LR sides for FLOPs (default {' '.join(map(str, O.input_sizes))})")
+    p.add_argument("--memory-input", type=int, help=f"profile: square LR side for peak memory (default "
+                   f"{O.memory_input})")
+    p.add_argument("--memory-scale", help=f"profile: scale for peak memory (default {O.memory_scale.label()})")
+    p.add_argument("--timing-scale", help=f"profile: scale of the timed dataset LR images (default "
+                   f"{O.timing_scale.label()})")
+    p.add_argument("--min-run-time", type=float, help=f"profile: seconds of timing per image (default "
+                   f"{O.min_run_time})")
+    p.add_argument("--min-measurements", type=int, help=f"profile: timed blocks per image (>= 1, default "
+                   f"{O.min_measurements})")
+    p.add_argument("--no-timing", dest="timing", action="store_false", default=None,
+                   help="profile: skip the latency measurement")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder (results.json and figures/ go there)")
     add_data_root(p)
 
 
-def config_from_args(a: argparse.Namespace):
-    """Validate everything before any work and build the frozen AnalysisConfig."""
-    from ..data.datasets import default_datasets
-    from ..protocol import get_protocol
-    from ..run.analyses import AnalysisConfig
-    from ..run.config import parse_weights
-    from ..run.models import resolve_models
-    from ..scales import parse_scale
-
-    weights = dict(parse_weights(a.weights))
-    # EQ_S and CKA of untrained weights say nothing about a method: no silent random initialisation.
-    specs = resolve_models(a.methods, weights=weights, size=a.size, random_init=a.random_init,
-                           fallback_random=a.analysis == "profile")
-    if a.analysis == "cka" and list(a.methods) == ["all"]:
-        specs = [s for s in specs if s.source != "parameter-free"]  # bicubic has no layers to compare
-    methods = tuple(s.method for s in specs)
-    for name, v, low in (("--limit", a.limit, 1), ("--eq-crop", a.eq_crop, 8), ("--crops", a.crops, 4),
-                         ("--crop-size", a.crop_size, 1), ("--batch-size", a.batch_size, 4),
-                         ("--memory-input", a.memory_input, 1), ("--min-measurements", a.min_measurements, 1)):
-        if v is not None and v < low:
-            raise EqbenchError(f"{name} must be at least {low}, got {v}")
-    if any(n < 1 for n in a.input_sizes):
-        raise EqbenchError(f"--input-sizes must be positive, got {a.input_sizes}")
-    out = Path(a.out)
-    if out.exists() and not out.is_dir():
-        raise EqbenchError(f"--out {out} exists and is not a folder")
-    return AnalysisConfig(
-        methods=methods, scales=tuple(dict.fromkeys(parse_scale(s) for s in a.scales)),
-        datasets=tuple(dict.fromkeys(a.datasets or default_datasets(a.data_root))),
-        protocol=get_protocol(a.protocol), out=out, size=a.size or "paper", weights=tuple(weights.items()),
-        models=tuple(specs),
-        data_root=a.data_root, limit=a.limit, device=a.device, seed=a.seed, random_init=a.random_init,
-        eq_crop=a.eq_crop, crops=a.crops, crop_size=a.crop_size, batch_size=a.batch_size,
-        input_sizes=tuple(a.input_sizes),
-        memory_input=a.memory_input, memory_scale=parse_scale(a.memory_scale),
-        timing_scale=parse_scale(a.timing_scale), min_run_time=a.min_run_time,
-        min_measurements=a.min_measurements, timing=not a.no_timing,
-    )  # fmt: skip
-
-
 def run(a: argparse.Namespace) -> int:
-    from ..run import analyses as jobs
-    from ..run.store import AnalysisStore
+    from ..run.config import build_analyze_config
+    from ..run.job import run_job
 
-    cfg = config_from_args(a)
-    store = AnalysisStore(cfg.out, device=cfg.device, seed=cfg.seed, config={"analysis": a.analysis, **cfg.to_dict()})
-    {"equivariance": jobs.run_equivariance, "cka": jobs.run_cka, "profile": jobs.run_profile}[a.analysis](cfg, store)
-    print(f"wrote {store.save()}")
+    run_job(build_analyze_config(a.analysis, vars(a)))
     return 0

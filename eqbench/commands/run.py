@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from .common import add_data_root
 
@@ -63,25 +62,7 @@ def build_config(a: argparse.Namespace):
 
 
 def run(a: argparse.Namespace) -> int:
-    from ..report.tables import text_table
-    from ..run.analyses import run_analyses, write_report
-    from ..run.runner import run as run_eval
+    from ..run.job import run_job
 
-    cfg = build_config(a)
-    for spec in cfg.models:
-        src = {"zoo": "zoo", "user": spec.weights, "random": "random init"}.get(spec.source)
-        if src:
-            print(f"  {spec.method}: {spec.size}, weights: {src}", file=sys.stderr)
-
-    def progress(m, ds, scale, cell):
-        print(f"  {m:>10} {ds:>8} {scale.label():>7}  psnr-y {cell.mean('psnr-y'):.4f}  "
-              f"ssim-y {cell.mean('ssim-y'):.5f}  ({len(cell.per_image)} images)", file=sys.stderr)
-
-    doc = run_eval(cfg, progress=progress)
-    print(text_table(doc))
-    print(f"wrote {cfg.results_path}")
-    if cfg.analyses:
-        run_analyses(cfg)
-    if cfg.report:
-        print(f"wrote {write_report(cfg.results_path)}")
+    run_job(build_config(a))
     return 0

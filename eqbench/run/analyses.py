@@ -10,70 +10,47 @@ from __future__ import annotations
 
 import gc
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ..method import method_entry, reference_method
 from ..protocol import EvalProtocol
 from ..scales import Scale
+from .config import AnalysisOptions, RunConfig
+from .models import ModelSpec, resolve_models
 from .store import AnalysisStore
-
-if TYPE_CHECKING:
-    from .config import RunConfig
 
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    methods: tuple[str, ...]
+    """One analysis job: the resolved models (eqbench.run.models.ModelSpec) and the run's data and options."""
+
+    models: tuple[ModelSpec, ...]
     scales: tuple[Scale, ...]
     datasets: tuple[str, ...]
     protocol: EvalProtocol
     out: Path
-    size: str = "paper"
-    weights: tuple[tuple[str, str], ...] = ()
+    options: AnalysisOptions = AnalysisOptions()
     data_root: str | None = None
     limit: int | None = None
     device: str = "cpu"
     seed: int = 0
-    random_init: bool = False
-    # equivariance: centre-crop each HR image to at most this side first (None: whole images). EQ_S
-    # super-resolves x itself, so a 512^2 photo at x4 means a 2048^2 output; crops keep it affordable.
-    eq_crop: int | None = None
-    # cka
-    crops: int = 64
-    crop_size: int = 48
-    batch_size: int = 16
-    # profile
-    input_sizes: tuple[int, ...] = (100,)
-    memory_input: int = 100
-    memory_scale: Scale = Scale(4.0, 4.0)
-    timing_scale: Scale = Scale(4.0, 4.0)
-    min_run_time: float = 0.2
-    min_measurements: int = 3
-    timing: bool = True
-    timing_limit: int | None = None  # time on the first N images only (None: all, after `limit`)
-    # Resolved models (eqbench.run.models.ModelSpec); when empty, built from methods/size/weights.
-    models: tuple = ()
 
-    def spec(self, name: str):
-        from .models import PARAMETER_FREE, ModelSpec
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(m.method for m in self.models)
 
-        for m in self.models:
-            if m.method == name:
-                return m
-        weights = dict(self.weights).get(name)
-        if name in PARAMETER_FREE:
-            return ModelSpec(name, "paper", "parameter-free")
-        return ModelSpec(name, self.size, "user" if weights else "random", weights)
+    def spec(self, name: str) -> ModelSpec:
+        return next(m for m in self.models if m.method == name)
 
     def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        d |= {"scales": [s.as_list() for s in self.scales], "protocol": self.protocol.id, "out": str(self.out),
-              "memory_scale": self.memory_scale.as_list(), "timing_scale": self.timing_scale.as_list(),
-              "weights": dict(self.weights)}  # fmt: skip
-        d["models"] = {m.method: {"size": m.size, "source": m.source, "weights": m.weights,
-                                  "options": dict(m.options)} for m in self.models}  # fmt: skip
-        return d
+        return {"methods": list(self.methods), "scales": [s.as_list() for s in self.scales],
+                "datasets": list(self.datasets), "protocol": self.protocol.id, "out": str(self.out),
+                "data_root": self.data_root, "limit": self.limit, "device": self.device, "seed": self.seed,
+                **self.options.to_dict(),
+                "models": {m.method: {"size": m.size, "source": m.source, "weights": m.weights,
+                                      "options": dict(m.options)} for m in self.models}}  # fmt: skip
 
 
 def _log(msg: str) -> None:
@@ -108,10 +85,10 @@ def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> None:
     from ..analysis.equivariance import EQ_S_MAX_DB, eq_s_details
     from ..analysis.plots import eq_s_curves
 
-    methods = cfg.methods if "bicubic" in cfg.methods else ("bicubic", *cfg.methods)
-    data = {ds: [(n, centre_crop(im, cfg.eq_crop)) for n, im in _images(cfg, ds, store)] for ds in cfg.datasets}
+    data = {ds: [(n, centre_crop(im, cfg.options.eq_crop)) for n, im in _images(cfg, ds, store)]
+            for ds in cfg.datasets}
     curves: dict[str, dict] = {ds: {} for ds in data}
-    for m in methods:
+    for m in cfg.methods:
         model = _build(m, cfg)
         for ds, images in data.items():
             c = curves[ds].setdefault(m, {"scale": [], "eq-s": [], "psnr-y": []})
@@ -140,69 +117,98 @@ def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> None:
 
 def run_cka(cfg: AnalysisConfig, store: AnalysisStore) -> None:
     from ..analysis.cka import GramStore
-    from ..analysis.plots import cka_heatmap, layer_scale_heatmap
-    from ..analysis.taps import collect_grams, cross_matrix, sample_crops, scale_cka
+    from ..analysis.taps import collect_grams, sample_crops
 
+    o = cfg.options
     images = [im for ds in cfg.datasets for _, im in _images(cfg, ds, store)]
-    crops = sample_crops(images, cfg.crops, cfg.crop_size, seed=cfg.seed)
+    crops = sample_crops(images, o.crops, o.crop_size, seed=cfg.seed)
     grams, taps = GramStore(), {}
     for m in cfg.methods:
         model = _build(m, cfg)
-        taps[m] = collect_grams(grams, m, model, crops, cfg.scales, batch_size=cfg.batch_size, device=cfg.device)
+        taps[m] = collect_grams(grams, m, model, crops, cfg.scales, batch_size=o.batch_size, device=cfg.device)
         del model
         gc.collect()
-    figs_dir, entries = cfg.out / "figures", []
-    common = {"n_crops": cfg.crops, "estimator": "minibatch linear CKA (unbiased HSIC_1)",
+    common = {"n_crops": o.crops, "estimator": "minibatch linear CKA (unbiased HSIC_1)",
               "config": cfg.to_dict(), "provenance": store.provenance}  # fmt: skip
+    entries = [e | common for m in cfg.methods for e in _cka_within(cfg, grams, m, taps[m])]
+    if o.between_methods:
+        entries += [e | common for e in _cka_between(cfg, grams, taps)]
+    for e in entries:
+        e["figures"] = [str(p) for p in e.pop("_draw")()]
+    store.put_entries("cka", entries, ("kind", "method", "methods", "scales"))
 
-    def add(entry: dict, stem: str, **labels) -> None:
-        paths = cka_heatmap(entry["matrix"], entry["ylabels"], entry["xlabels"], figs_dir / stem,
-                            title=entry["title"], **labels)  # fmt: skip
-        entries.append(entry | common | {"figures": [str(p) for p in paths]})
 
-    for m in cfg.methods:
-        res = scale_cka(grams, m, taps[m], cfg.scales, cfg.crops)
-        rows = [f"x{p.replace('-', ' vs x')}" for p in res.per_layer]
-        paths = layer_scale_heatmap(res.per_layer, res.taps, figs_dir / f"cka_{m}_layers_across_scales",
-                                    title=f"{m}: CKA of each layer between scales")  # fmt: skip
-        entries.append({"kind": "layers-across-scales", "method": m, "title": f"{m}: CKA of each layer between "
-                        "scales (EQSR Fig. 2a)", "matrix": list(res.per_layer.values()), "ylabels": rows,
-                        "xlabels": list(res.taps), "scale_pairs": list(res.per_layer)} | common
-                       | {"figures": [str(p) for p in paths]})  # fmt: skip
-        for pair, mat in res.matrices.items():
-            sa, sb = pair.split("-")
-            add({"kind": "layer-by-layer", "method": m, "scales": [sa, sb], "matrix": mat,
-                 "title": f"{m}: layer x layer CKA, x{sa} (rows) vs x{sb}", "ylabels": list(res.taps),
-                 "xlabels": list(res.taps)}, f"cka_{m}_x{sa}_vs_x{sb}", ylabel=f"x{sa}", xlabel=f"x{sb}")  # fmt: skip
-            _log(f"  {m:>10} x{pair:<6} " + " ".join(f"{v:.3f}" for v in res.per_layer[pair]))
+def _heatmap(entry: dict, stem: str, out: Path, **labels) -> dict:
+    """`entry` with a `_draw` closure that writes its heatmap (the figures are drawn after the entries)."""
+    from ..analysis.plots import cka_heatmap
+
+    def draw():
+        return cka_heatmap(entry["matrix"], entry["ylabels"], entry["xlabels"], out / "figures" / stem,
+                           title=entry["title"], **labels)
+
+    return entry | {"_draw": draw}
+
+
+def _cka_within(cfg: AnalysisConfig, grams, m: str, taps) -> list[dict]:
+    """One method across scales: each layer between every pair of scales, and layer x layer per pair."""
+    from ..analysis.plots import layer_scale_heatmap
+    from ..analysis.taps import scale_cka
+
+    res = scale_cka(grams, m, taps, cfg.scales, cfg.options.crops)
+    rows = [f"x{p.replace('-', ' vs x')}" for p in res.per_layer]
+
+    def draw():
+        return layer_scale_heatmap(res.per_layer, res.taps, cfg.out / "figures" / f"cka_{m}_layers_across_scales",
+                                   title=f"{m}: CKA of each layer between scales")
+
+    out = [{"kind": "layers-across-scales", "method": m, "title": f"{m}: CKA of each layer between scales "
+            "(EQSR Fig. 2a)", "matrix": list(res.per_layer.values()), "ylabels": rows, "xlabels": list(res.taps),
+            "scale_pairs": list(res.per_layer), "_draw": draw}]  # fmt: skip
+    for pair, mat in res.matrices.items():
+        sa, sb = pair.split("-")
+        out.append(_heatmap({"kind": "layer-by-layer", "method": m, "scales": [sa, sb], "matrix": mat,
+                             "title": f"{m}: layer x layer CKA, x{sa} (rows) vs x{sb}", "ylabels": list(res.taps),
+                             "xlabels": list(res.taps)}, f"cka_{m}_x{sa}_vs_x{sb}", cfg.out, ylabel=f"x{sa}",
+                            xlabel=f"x{sb}"))  # fmt: skip
+        _log(f"  {m:>10} x{pair:<6} " + " ".join(f"{v:.3f}" for v in res.per_layer[pair]))
+    return out
+
+
+def _cka_between(cfg: AnalysisConfig, grams, taps: dict) -> list[dict]:
+    """Every pair of methods at each scale: layer x layer CKA."""
+    from ..analysis.taps import cross_matrix
+
+    out = []
     for i, ma in enumerate(cfg.methods):
         for mb in cfg.methods[i + 1 :]:
             for s in cfg.scales:
                 lab = s.label()
-                add({"kind": "between-methods", "methods": [ma, mb], "scales": [lab, lab],
-                     "matrix": cross_matrix(grams, (ma, lab), taps[ma], (mb, lab), taps[mb]),
-                     "title": f"CKA {ma} (rows) vs {mb}, x{lab}", "ylabels": list(taps[ma]),
-                     "xlabels": list(taps[mb])}, f"cka_{ma}_vs_{mb}_x{lab}", ylabel=ma, xlabel=mb)  # fmt: skip
-    store.put_entries("cka", entries, ("kind", "method", "methods", "scales"))
+                out.append(_heatmap({"kind": "between-methods", "methods": [ma, mb], "scales": [lab, lab],
+                                     "matrix": cross_matrix(grams, (ma, lab), taps[ma], (mb, lab), taps[mb]),
+                                     "title": f"CKA {ma} (rows) vs {mb}, x{lab}", "ylabels": list(taps[ma]),
+                                     "xlabels": list(taps[mb])}, f"cka_{ma}_vs_{mb}_x{lab}", cfg.out, ylabel=ma,
+                                    xlabel=mb))  # fmt: skip
+    return out
 
 
 def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> None:
     from ..analysis.profile import ProfileConfig, display_row, profile_method, table3
     from ..protocol import get_protocol
 
+    o = cfg.options
     if any(cfg.spec(m).weights for m in cfg.methods):
         _log("eqbench: note: profiles use random weights (cost does not depend on them)")
-    timing = tuple(_images(cfg, cfg.datasets[0], store))[: cfg.timing_limit] if cfg.timing else ()
+    timing = tuple(_images(cfg, cfg.datasets[0], store))[: o.timing_limit] if o.timing else ()
     profiles = []
     for m in cfg.methods:
         spec = cfg.spec(m)
         pcfg = ProfileConfig(
             method=m, size=spec.size, options=spec.options,
-            flop_inputs=tuple((n, n) for n in cfg.input_sizes), flop_scales=cfg.scales,
-            memory_input=(cfg.memory_input, cfg.memory_input), memory_scale=cfg.memory_scale,
-            timing_scale=cfg.timing_scale, timing_images=timing, timing_dataset=cfg.datasets[0] if timing else "",
-            protocol=get_protocol(cfg.protocol), min_run_time=cfg.min_run_time,
-            min_measurements=cfg.min_measurements, device=cfg.device, seed=cfg.seed,
+            flop_inputs=tuple((n, n) for n in o.input_sizes), flop_scales=cfg.scales,
+            memory_input=(o.memory_input, o.memory_input), memory_scale=o.memory_scale,
+            timing_scale=o.timing_scale, timing_images=timing, timing_dataset=cfg.datasets[0] if timing else "",
+            protocol=get_protocol(cfg.protocol), min_run_time=o.min_run_time,
+            min_measurements=o.min_measurements, device=cfg.device, seed=cfg.seed,
         )  # fmt: skip
         prof = profile_method(pcfg)
         profiles.append(prof)
@@ -213,45 +219,38 @@ def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> None:
     store.doc["analyses"]["profile_table"] = {"text": table, "methods": [p["method"] for p in profiles]}
     print(table)
 
-# The main job's analysis sizes: small enough that `eqbench run --methods all` stays within minutes on two
-# CPU cores; a YAML `analysis_options:` block changes them.
-RUN_ANALYSIS_DEFAULTS = {
-    "eq_crop": 128, "crops": 16, "crop_size": 48, "batch_size": 8, "input_sizes": (100,), "memory_input": 48,
-    "min_run_time": 0.05, "min_measurements": 1, "timing_limit": 2,
-}  # fmt: skip
+
+ANALYSES: dict[str, Callable[[AnalysisConfig, AnalysisStore], None]] = {
+    "equivariance": run_equivariance, "cka": run_cka, "profile": run_profile}
 
 
-def analysis_config(cfg: RunConfig, methods: tuple[str, ...]):
-    from ..scales import parse_scale
-
-    opts = {**RUN_ANALYSIS_DEFAULTS, **dict(cfg.analysis_options)}
-    for k in ("memory_scale", "timing_scale"):
-        if k in opts:
-            opts[k] = parse_scale(str(opts[k]))
-    if "input_sizes" in opts:
-        opts["input_sizes"] = tuple(int(n) for n in opts["input_sizes"])
-    return AnalysisConfig(
-        methods=methods, scales=cfg.scales, datasets=cfg.datasets, protocol=cfg.protocol, out=cfg.out,
-        data_root=cfg.data_root, limit=cfg.limit, device=cfg.device, seed=cfg.seed,
-        models=tuple(m for m in cfg.models if m.method in methods), **opts,
-    )  # fmt: skip
+def analysis_config(cfg: RunConfig, name: str) -> AnalysisConfig | None:
+    """The job of analysis `name` in run `cfg`: EQ_S with the reference method first when the run lacks it;
+    in the main job (`cfg.evaluate`), CKA on its learned methods only (a parameter-free method has no
+    layers), while `eqbench analyze cka` takes the methods as named. None: nothing to analyse."""
+    models = cfg.models
+    if name == "cka" and cfg.evaluate:
+        models = tuple(m for m in models if method_entry(m.method).learned)
+    ref = reference_method()
+    if name == "equivariance" and ref is not None and ref not in cfg.methods:
+        models = (*resolve_models([ref], weights={}), *models)
+    if not models:
+        return None
+    return AnalysisConfig(models=models, scales=cfg.scales, datasets=cfg.datasets, protocol=cfg.protocol, out=cfg.out,
+                          options=cfg.analysis_options, data_root=cfg.data_root, limit=cfg.limit, device=cfg.device,
+                          seed=cfg.seed)  # fmt: skip
 
 
 def run_analyses(cfg: RunConfig) -> None:
-
     for name in cfg.analyses:
-        methods = cfg.methods
-        if name == "cka":
-            # Parameter-free methods (bicubic) have no layers to compare.
-            methods = tuple(m.method for m in cfg.models if m.source != "parameter-free")
-            if not methods:
-                print("eqbench: cka skipped: no method with feature taps in this run", file=sys.stderr)
-                continue
-        acfg = analysis_config(cfg, methods)
-        print(f"eqbench: analysis {name} ({', '.join(methods)})", file=sys.stderr)
+        acfg = analysis_config(cfg, name)
+        if acfg is None:
+            print(f"eqbench: {name} skipped: no method in this run it applies to", file=sys.stderr)
+            continue
+        print(f"eqbench: analysis {name} ({', '.join(acfg.methods)})", file=sys.stderr)
         store = AnalysisStore(cfg.out, device=cfg.device, seed=cfg.seed, config={"analysis": name, **acfg.to_dict()},
                               name=cfg.results_name)
-        {"equivariance": run_equivariance, "cka": run_cka, "profile": run_profile}[name](acfg, store)
+        ANALYSES[name](acfg, store)
         store.save()
 
 

@@ -10,17 +10,22 @@ A YAML file (`eqbench run --config run.yaml`) uses the long option names with un
     analysis_options: {crops: 32}
 
 Every option given on the command line wins over the file; unknown keys are errors naming the file.
+The analyses' settings are one typed `AnalysisOptions` (the only place their defaults are written),
+validated with the rest of the configuration, before any work starts: `eqbench analyze` starts from
+`AnalysisOptions.full()`, the main job (`eqbench run`) from the smaller `AnalysisOptions.quick()`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EqbenchError, unknown_name
 from ..protocol import EvalProtocol
-from ..scales import Scale
+from ..scales import Scale, parse_scale
 from .models import ModelSpec
 
 ANALYSES = ("equivariance", "cka", "profile")
@@ -30,9 +35,95 @@ DEFAULTS: dict = {
     "random_init": False, "resume": False, "force": False, "analyses": None, "report": True,
     "analysis_options": {}, "results_name": "results.json",
 }  # fmt: skip
-# AnalysisConfig fields a YAML file may set under analysis_options.
-ANALYSIS_OPTIONS = ("eq_crop", "crops", "crop_size", "batch_size", "input_sizes", "memory_input",
-                    "memory_scale", "timing_scale", "min_run_time", "min_measurements", "timing", "timing_limit")
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """How big the analyses are. The field defaults are `eqbench analyze`'s (`full()`)."""
+
+    # equivariance: centre-crop each HR image to at most this side first (None: whole images). EQ_S
+    # super-resolves x itself, so a 512^2 photo at x4 means a 2048^2 output; crops keep it affordable.
+    eq_crop: int | None = None
+    # cka: LR crops, their side, crops per minibatch, and whether every pair of methods is compared too
+    crops: int = 64
+    crop_size: int = 48
+    batch_size: int = 16
+    between_methods: bool = True
+    # profile: FLOPs at square LR inputs, peak memory at one input and scale, latency on dataset images
+    input_sizes: tuple[int, ...] = (100,)
+    memory_input: int = 100
+    memory_scale: Scale = Scale(4.0, 4.0)
+    timing_scale: Scale = Scale(4.0, 4.0)
+    min_run_time: float = 0.2
+    min_measurements: int = 3
+    timing: bool = True
+    timing_limit: int | None = None  # time on the first N images only (None: all, after `limit`)
+
+    def __post_init__(self) -> None:
+        for name, low in _LOWEST.items():
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+                raise EqbenchError(f"{_flag(name)} must be at least {low}, got {v!r}{_yaml(name)}")
+        if not self.input_sizes or any(isinstance(n, bool) or not isinstance(n, int) or n < 1
+                                       for n in self.input_sizes):
+            raise EqbenchError(f"{_flag('input_sizes')} must be positive, got {list(self.input_sizes)}"
+                               f"{_yaml('input_sizes')}")
+        if isinstance(self.min_run_time, bool) or not isinstance(self.min_run_time, (int, float)) \
+                or not self.min_run_time > 0:
+            raise EqbenchError(f"{_flag('min_run_time')} must be a positive number of seconds, "
+                               f"got {self.min_run_time!r}{_yaml('min_run_time')}")
+        for name in ("between_methods", "timing"):
+            if not isinstance(getattr(self, name), bool):
+                raise EqbenchError(f"{_flag(name)} must be true or false, got {getattr(self, name)!r}{_yaml(name)}")
+
+    @classmethod
+    def full(cls, **changes) -> AnalysisOptions:
+        """`eqbench analyze`'s sizes."""
+        return cls.from_mapping(changes)
+
+    @classmethod
+    def quick(cls, **changes) -> AnalysisOptions:
+        """The main job's sizes: small enough that `eqbench run --methods all` stays within minutes on two
+        CPU cores (a YAML `analysis_options:` block changes them)."""
+        return cls.from_mapping({**_QUICK, **changes})
+
+    @classmethod
+    def from_mapping(cls, values: Mapping, base: AnalysisOptions | None = None, where: str = "") -> AnalysisOptions:
+        """`base` (default: `full()`'s) with `values` (names as the fields; scales as text) replaced."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        for k in values:
+            if k not in names:
+                raise unknown_name(f"analysis option{' in ' + where if where else ''}", k, names)
+        v = dict(values)
+        for k in ("memory_scale", "timing_scale"):
+            if k in v and not isinstance(v[k], Scale):
+                v[k] = parse_scale(str(v[k]))
+        if "input_sizes" in v:
+            items = v["input_sizes"]
+            v["input_sizes"] = tuple(items) if isinstance(items, (list, tuple)) else (items,)
+        if isinstance(v.get("min_run_time"), int) and not isinstance(v["min_run_time"], bool):
+            v["min_run_time"] = float(v["min_run_time"])
+        return dataclasses.replace(base or cls(), **v)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d |= {"memory_scale": self.memory_scale.as_list(), "timing_scale": self.timing_scale.as_list(),
+              "input_sizes": list(self.input_sizes)}
+        return d
+
+
+_QUICK = {"eq_crop": 128, "crops": 16, "crop_size": 48, "batch_size": 8, "input_sizes": (100,), "memory_input": 48,
+          "min_run_time": 0.05, "min_measurements": 1, "timing_limit": 2}  # fmt: skip
+_LOWEST = {"eq_crop": 8, "crops": 4, "crop_size": 1, "batch_size": 4, "memory_input": 1, "min_measurements": 1,
+           "timing_limit": 1}  # fmt: skip
+
+
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def _yaml(name: str) -> str:
+    return f" (in a run's YAML file: analysis_options: {{{name}: ...}})"
 
 
 @dataclass(frozen=True)
@@ -49,7 +140,8 @@ class RunConfig:
     resume: bool = False
     force: bool = False
     analyses: tuple[str, ...] = ()
-    analysis_options: tuple[tuple[str, object], ...] = ()
+    analysis_options: AnalysisOptions = AnalysisOptions()
+    evaluate: bool = True  # False: only the analyses (`eqbench analyze`), added to results.json in `out`
     report: bool = True
     progress: bool = True
     config_file: str | None = None
@@ -71,7 +163,7 @@ class RunConfig:
             "datasets": list(self.datasets), "scales": [s.as_list() for s in self.scales],
             "protocol": self.protocol.id, "out": str(self.out), "data_root": self.data_root, "limit": self.limit,
             "device": self.device, "seed": self.seed, "analyses": list(self.analyses),
-            "analysis_options": dict(self.analysis_options), "config_file": self.config_file,
+            "analysis_options": self.analysis_options.to_dict(), "config_file": self.config_file,
         }  # fmt: skip
 
 
@@ -98,9 +190,9 @@ def load_yaml(path: str | Path) -> dict:
             data[k] = [data[k]]
     if "weights" in data and not isinstance(data["weights"], dict):
         raise EqbenchError(f"{p}: weights must be a mapping METHOD: PATH")
-    for k in data.get("analysis_options") or {}:
-        if k not in ANALYSIS_OPTIONS:
-            raise unknown_name(f"analysis option in {p}:", k, ANALYSIS_OPTIONS)
+    if not isinstance(data.get("analysis_options") or {}, dict):
+        raise EqbenchError(f"{p}: analysis_options must be a mapping NAME: VALUE")
+    AnalysisOptions.from_mapping(data.get("analysis_options") or {}, where=f"{p}:")  # names and values, now
     # Relative paths in the file are relative to the file, so a config works from any folder.
     for k in ("out", "data_root"):
         if data.get(k) is not None:
@@ -171,7 +263,8 @@ def build_config(cli: dict, *, config_file: str | None = None, progress: bool = 
     return RunConfig(
         models=tuple(specs), datasets=tuple(dict.fromkeys(datasets)), scales=scales, protocol=protocol, out=out,
         data_root=o["data_root"], limit=o["limit"], device=o["device"], seed=o["seed"], resume=bool(o["resume"]),
-        force=bool(o["force"]), analyses=analyses, analysis_options=tuple(sorted(o["analysis_options"].items())),
+        force=bool(o["force"]), analyses=analyses,
+        analysis_options=AnalysisOptions.quick(**(o["analysis_options"] or {})),
         report=o["report"], progress=progress, config_file=config_file, results_name=_results_name(o),
     )  # fmt: skip
 
@@ -181,3 +274,38 @@ def _results_name(o: dict) -> str:
     if "/" in name or "\\" in name or not name.endswith(".json"):
         raise EqbenchError(f"--results-name must be a plain file name ending in .json, got {name!r}")
     return name
+
+
+def build_analyze_config(analysis: str, cli: dict, *, progress: bool = True) -> RunConfig:
+    """`eqbench analyze ANALYSIS`: the one analysis on the resolved models, added to results.json in `out`.
+
+    `cli` holds the parsed options (None = not given; the analysis options by their field names).
+    Every name and value is validated here, before any work.
+    """
+    from ..data.datasets import default_datasets
+    from ..protocol import get_protocol
+    from .models import resolve_models
+
+    if analysis not in ANALYSES:
+        raise unknown_name("analysis", analysis, ANALYSES)
+    if cli.get("limit") is not None and cli["limit"] < 1:
+        raise EqbenchError(f"--limit must be at least 1, got {cli['limit']}")
+    options = AnalysisOptions.full(**{f.name: cli[f.name] for f in dataclasses.fields(AnalysisOptions)
+                                      if cli.get(f.name) is not None})
+    out = Path(cli["out"])
+    if out.exists() and not out.is_dir():
+        raise EqbenchError(f"--out {out} exists and is not a folder")
+    # EQ_S and CKA of untrained weights say nothing about a method: no silent random initialisation.
+    specs = resolve_models(cli["methods"], weights=dict(parse_weights(cli.get("weights") or [])), size=cli.get("size"),
+                           random_init=bool(cli.get("random_init")), fallback_random=analysis == "profile")
+    if analysis == "cka" and list(cli["methods"]) == ["all"]:  # a parameter-free method has no layers to compare
+        specs = [s for s in specs if s.source != "parameter-free"]
+    datasets = cli.get("datasets") or default_datasets(cli.get("data_root"))
+    return RunConfig(
+        models=tuple(specs), datasets=tuple(dict.fromkeys(datasets)),
+        scales=tuple(dict.fromkeys(parse_scale(str(s)) for s in cli.get("scales") or DEFAULTS["scales"])),
+        protocol=get_protocol(cli.get("protocol") or DEFAULTS["protocol"]), out=out, data_root=cli.get("data_root"),
+        limit=cli.get("limit"), device=cli.get("device") or DEFAULTS["device"],
+        seed=DEFAULTS["seed"] if cli.get("seed") is None else cli["seed"], analyses=(analysis,),
+        analysis_options=options, evaluate=False, report=False, progress=progress,
+    )  # fmt: skip

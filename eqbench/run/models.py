@@ -15,8 +15,6 @@ from pathlib import Path
 
 from ..errors import EqbenchError
 
-PARAMETER_FREE = ("bicubic",)
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -70,7 +68,7 @@ def resolve_models(requested: list[str], *, weights: dict[str, str], size: str |
             raise EqbenchError(f"--weights names {m!r}, which is not among --methods {' '.join(names)}")
     specs, missing = [], []
     for n in names:
-        if n in PARAMETER_FREE:
+        if not method_entry(n).learned:
             specs.append(ModelSpec(n, "paper", "parameter-free"))
         elif n in weights:
             specs.append(ModelSpec(n, size or "paper", "user", str(weights[n])))
