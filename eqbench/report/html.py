@@ -72,6 +72,17 @@ def _analysis_blocks(doc: dict) -> tuple[list[dict], list[dict]]:
     return figures, tables
 
 
+def _learned(doc: dict, method: str) -> bool:
+    """Whether `method` has learned weights, as the results record it (else as the method registry says)."""
+    models = doc.get("models") or doc.get("config", {}).get("models") or {}
+    source = models.get(method, {}).get("source")
+    if source is not None:
+        return source != "parameter-free"
+    from ..method import METHODS, method_entry
+
+    return method not in METHODS or method_entry(method).learned
+
+
 def render(doc: dict, *, reference: str | None = None, published: bool = True) -> str:
     protocol = doc.get("config", {}).get("protocol", "?")
     try:
@@ -87,7 +98,7 @@ def render(doc: dict, *, reference: str | None = None, published: bool = True) -
     if eq.methods:
         tables.append(_table_ctx(eq, TABLE_TITLES["eq-s"], "eq-s"))
     methods = list(dict.fromkeys(r["method"] for r in doc["rows"]))
-    ref = reference or next((m for m in methods if m != "bicubic"), methods[0] if methods else None)
+    ref = reference or next((m for m in methods if _learned(doc, m)), methods[0] if methods else None)
     figures = []
     psnr = plots.curves(doc, "eval", "psnr-y")
     for fid, title, data, r in (

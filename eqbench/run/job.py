@@ -2,7 +2,7 @@
 
     from eqbench.run.config import build_config
     from eqbench.run.job import run_job
-    run_job(build_config({"methods": ["bicubic"], "datasets": ["Set5"], "out": "out/bicubic"}))
+    run_job(build_config({"methods": ["all"], "datasets": ["Set5"], "out": "out/zoo"}))
 
 The configuration is complete and validated before this starts (eqbench/run/config.py); the job only
 does the work, writing results.json after every cell and analysis.

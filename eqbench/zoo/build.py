@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import EqbenchError
+from ..method import reference_method
 from ..results import write_text_atomic
 from . import MANIFEST, ZOO_DIR, _load, sha256_file
 
@@ -82,7 +83,9 @@ def add_run(run: str | Path, *, command: str, wall_seconds: float | None = None,
 
 
 def scores_from(baseline: dict) -> dict[str, dict]:
-    """{method: {"Set5 x2": {"psnr-y", "ssim-y", "margin"}}} for the card scales, margins vs bicubic."""
+    """{method: {"Set5 x2": {"psnr-y", "ssim-y", "margin"}}} for the card scales, margins vs the reference
+    method (bicubic)."""
+    ref = reference_method()
     vals: dict[tuple, float] = {}
     for r in baseline["rows"]:
         if r.get("kind", "eval") == "eval" and r["scale"][0] == r["scale"][1]:
@@ -91,7 +94,7 @@ def scores_from(baseline: dict) -> dict[str, dict]:
     for (m, ds, s, metric), v in vals.items():
         if metric != "psnr-y" or s not in CARD_SCALES or ds not in CARD_SETS:
             continue
-        bic = vals.get(("bicubic", ds, s, "psnr-y"))
+        bic = vals.get((ref, ds, s, "psnr-y"))
         out.setdefault(m, {})[f"{ds} x{s}"] = {"psnr-y": round(v, 4), "ssim-y": round(vals[(m, ds, s, "ssim-y")], 5),
                                               "margin": None if bic is None else round(v - bic, 4)}
     return out
@@ -100,8 +103,9 @@ def scores_from(baseline: dict) -> dict[str, dict]:
 def margins_table(scores: dict[str, dict]) -> str:
     cols = [f"{ds} x{s}" for ds in CARD_SETS for s in CARD_SCALES]
     lines = ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    ref = reference_method()
     for m, sc in scores.items():
-        if m == "bicubic":
+        if m == ref:
             continue
         cells = [f"{sc[c]['margin']:+.2f}" if c in sc and sc[c]["margin"] is not None else "-" for c in cols]
         lines.append(f"| {m}-tiny | " + " | ".join(cells) + " |")
