@@ -50,6 +50,14 @@ def gram_linear(x, *, center: bool = True) -> torch.Tensor:
     center=True subtracts the batch mean of every feature first. HSIC_0, HSIC_1 and hence every CKA
     here are invariant to such a shift, and without it features with a large common component (deep
     ReLU layers) lose the small differences between examples to cancellation in float64.
+
+    Example:
+        >>> import torch
+        >>> x = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 2.0]])
+        >>> gram_linear(x, center=False).tolist()
+        [[1.0, 0.0, 1.0], [0.0, 4.0, 4.0], [1.0, 4.0, 5.0]]
+        >>> gram_linear(x).sum(0).abs().max().item() < 1e-12  # centred: rows and columns sum to 0
+        True
     """
     x = _as_tensor(x, "features")
     n = x.shape[0]
@@ -126,6 +134,16 @@ def linear_cka(x, y, *, unbiased: bool = False) -> float:
 
     unbiased=False: the biased HSIC_0 form (Kornblith et al.'s `cka`); unbiased=True: HSIC_1 over
     the whole batch (their `debiased=True`, n >= 4).
+
+    Example: CKA is invariant to orthogonal transforms and isotropic scaling of the features.
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(50, 8, generator=g, dtype=torch.float64)
+        >>> q, _ = torch.linalg.qr(torch.randn(8, 8, generator=g, dtype=torch.float64))
+        >>> round(linear_cka(x, 3.0 * x @ q), 10), round(linear_cka(x, x @ q, unbiased=True), 10)
+        (1.0, 1.0)
+        >>> linear_cka(x, torch.randn(50, 8, generator=g, dtype=torch.float64)) < 0.5  # unrelated features
+        True
     """
     k, l = gram_linear(_as_tensor(x, "x")), gram_linear(_as_tensor(y, "y"))
     _check_pair(k, l)
@@ -150,7 +168,18 @@ def minibatch_hsic(pairs: Iterable[tuple[object, object]]) -> tuple[float, float
 
 
 def minibatch_cka(pairs: Iterable[tuple[object, object]]) -> float:
-    """Minibatch linear CKA (unbiased HSIC_1 summed over the (x_batch, y_batch) pairs, then the ratio)."""
+    """Minibatch linear CKA (unbiased HSIC_1 summed over the (x_batch, y_batch) pairs, then the ratio).
+
+    Example:
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> xs = [torch.randn(16, 4, 3, 3, generator=g) for _ in range(3)]  # 3 batches of 16 feature maps
+        >>> round(minibatch_cka((x, 2.0 * x) for x in xs), 10)
+        1.0
+        >>> # half of 4 independent channels: HSIC(K1 + K2, K1) / |K1 + K2| |K1| -> 1 / sqrt(2) for large n
+        >>> abs(minibatch_cka((x, x[:, :2]) for x in xs) - 2 ** -0.5) < 0.1
+        True
+    """
     xy, xx, yy, _ = minibatch_hsic(pairs)
     return _ratio(xy, xx, yy)
 

@@ -94,7 +94,14 @@ def _eq_length(length: int, s: float, rule: str) -> tuple[int, int, int] | None:
 
 
 def eq_crop(hw: Sequence[int], scale: Scale, protocol: EvalProtocol) -> tuple[tuple[int, int], tuple[int, int]]:
-    """((H, W) crop of x, (U_h, U_w) size of phi(x)); raises TooSmall if no crop fits."""
+    """((H, W) crop of x, (U_h, U_w) size of phi(x)); raises TooSmall if no crop fits.
+
+    Example:
+        >>> from eqbench.protocol import get_protocol
+        >>> from eqbench.scales import parse_scale
+        >>> eq_crop((45, 47), parse_scale("2.5"), get_protocol("matlab"))  # x2.5: sides multiples of 10
+        ((40, 40), (100, 100))
+    """
     rule = protocol.crop_for(scale.integer)
     a, b = _eq_length(int(hw[0]), scale.h, rule), _eq_length(int(hw[1]), scale.w, rule)
     if a is None or b is None:
@@ -103,6 +110,12 @@ def eq_crop(hw: Sequence[int], scale: Scale, protocol: EvalProtocol) -> tuple[tu
 
 
 def smallest_eq_length(s: float, rule: str, limit: int = 4096) -> int | None:
+    """The smallest side (up to `limit`) that EQ_S can use at scale `s` under a protocol crop rule.
+
+    Example:
+        >>> smallest_eq_length(3.0, "modcrop"), smallest_eq_length(2.5, "arbsr"), smallest_eq_length(2.75, "arbsr")
+        (3, 10, 220)
+    """
     return next((n for n in range(1, limit + 1) if _exact(n, s, rule)), None)
 
 
@@ -161,7 +174,18 @@ def eq_s_image(
 
 
 def eq_s_details(method, hr_images, scale, *, protocol: str | EvalProtocol = "matlab", device=None) -> EqsResult:
-    """EQ_S and PSNR-Y per image at one scale (images too small for an exact crop are skipped)."""
+    """EQ_S and PSNR-Y per image at one scale (images too small for an exact crop are skipped).
+
+    Example:
+        >>> import numpy as np
+        >>> from eqbench.method import create_method
+        >>> noise = np.random.default_rng(0).integers(0, 256, (41, 40, 3), dtype=np.uint8)
+        >>> r = eq_s_details(create_method("bicubic"), [("noise", noise)], 2)
+        >>> r.crops["noise"], sorted(r.per_image["noise"])  # x2: the modcrop of 41 x 40
+        ((40, 40), ['eq-s', 'psnr-y'])
+        >>> r.per_image["noise"]["eq-s"] < 100.0  # bicubic is not exactly scale-equivariant
+        True
+    """
     scale, protocol = parse_scale(scale), get_protocol(protocol)
     images = _named(hr_images)
     rule = protocol.crop_for(scale.integer)
@@ -187,7 +211,19 @@ def eq_s_details(method, hr_images, scale, *, protocol: str | EvalProtocol = "ma
 
 
 def eq_s(method, hr_images, scale, *, protocol: str | EvalProtocol = "matlab") -> float:
-    """Mean EQ_S (dB, capped at EQ_S_MAX_DB per image) of `method` over uint8 HR images at `scale`."""
+    """Mean EQ_S (dB, capped at EQ_S_MAX_DB per image) of `method` over uint8 HR images at `scale`.
+
+    Example: a method that ignores its input is exactly equivariant (the degenerate case the module
+    docstring warns about; PSNR-Y is reported beside EQ_S for that reason).
+        >>> import numpy as np, torch
+        >>> from eqbench.method import SRMethod
+        >>> class Grey(SRMethod):
+        ...     def _upsample(self, lr, out_size):
+        ...         return torch.full((lr.shape[0], 3, *out_size), 0.5, dtype=lr.dtype)
+        >>> img = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+        >>> eq_s(Grey(), [img], 2)
+        100.0
+    """
     return eq_s_details(method, hr_images, scale, protocol=protocol).eq_s
 
 

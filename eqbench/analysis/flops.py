@@ -115,7 +115,22 @@ class FlopCount:
 
 
 def count_flops(model, lr_size, out_size, *, batch: int = 1) -> FlopCount:
-    """FLOPs of one `model.upsample` call on a (batch, 3, h, w) input to out_size (random input)."""
+    """FLOPs of one `model.upsample` call on a (batch, 3, h, w) input to out_size (random input).
+
+    Example: nearest upsampling (no FLOPs) then a 3x3 convolution on the output, 2 FLOPs per
+    multiply-add: 2 * (3 * 9) * 3 * 8 * 8.
+        >>> import torch.nn.functional as F
+        >>> from torch import nn
+        >>> from eqbench.method import SRMethod
+        >>> class Conv(SRMethod):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.conv = nn.Conv2d(3, 3, 3, padding=1, bias=False)
+        ...     def _upsample(self, lr, out_size):
+        ...         return self.conv(F.interpolate(lr, size=out_size, mode="nearest"))
+        >>> count_flops(Conv(), (4, 4), (8, 8)).total
+        10368
+    """
     h, w = int(lr_size[0]), int(lr_size[1])
     out = (int(out_size[0]), int(out_size[1]))
     if h < 1 or w < 1:

@@ -32,6 +32,15 @@ from .memory import cpu_peak_subprocess, cuda_peak_bytes
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:
+    """All and trainable parameters.
+
+    Example:
+        >>> from torch import nn
+        >>> m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 3, 1))  # 3*8*9 + 8, then 8*3 + 3
+        >>> _ = m[1].requires_grad_(False)
+        >>> count_parameters(m)
+        {'total': 251, 'trainable': 224}
+    """
     params = list(model.parameters())
     return {
         "total": sum(p.numel() for p in params),

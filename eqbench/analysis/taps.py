@@ -82,7 +82,15 @@ def capture_grams(model: torch.nn.Module, taps: Sequence[str], n: int):
 
 
 def sample_crops(images: Iterable[np.ndarray], n: int, size: int, *, seed: int = 0) -> torch.Tensor:
-    """n square crops (n, 3, size, size) float64 in [0, 1], cycling over the images at seeded positions."""
+    """n square crops (n, 3, size, size) float64 in [0, 1], cycling over the images at seeded positions.
+
+    Example:
+        >>> import numpy as np
+        >>> images = [np.full((20, 30, 3), 255, np.uint8), np.zeros((10, 10), np.uint8)]  # RGB and grey
+        >>> crops = sample_crops(images, 3, 8)
+        >>> tuple(crops.shape), crops.flatten(1).mean(1).tolist()  # crops alternate between the images
+        ((3, 3, 8, 8), [1.0, 0.0, 1.0])
+    """
     imgs = [im if im.ndim == 3 else np.repeat(im[..., None], 3, axis=2) for im in images]
     imgs = [im for im in imgs if im.shape[0] >= size and im.shape[1] >= size]
     if not imgs:
@@ -100,7 +108,14 @@ def sample_crops(images: Iterable[np.ndarray], n: int, size: int, *, seed: int =
 
 
 def batch_slices(n: int, batch_size: int) -> list[slice]:
-    """Contiguous batches; a remainder below 4 (too few for the unbiased HSIC) joins the last batch."""
+    """Contiguous batches; a remainder below 4 (too few for the unbiased HSIC) joins the last batch.
+
+    Example:
+        >>> batch_slices(10, 4)  # 4 + 6: a batch of 2 would be too small
+        [slice(0, 4, None), slice(4, 10, None)]
+        >>> batch_slices(12, 4)
+        [slice(0, 4, None), slice(4, 8, None), slice(8, 12, None)]
+    """
     if n < 4:
         raise EqbenchError(f"CKA needs at least 4 crops, got {n}")
     if batch_size < 4:

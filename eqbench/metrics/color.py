@@ -20,6 +20,16 @@ def rgb_to_y(rgb255: torch.Tensor, *, rounded: bool) -> torch.Tensor:
 
     rounded=True: MATLAB `rgb2ycbcr` on uint8 input (round half away from zero), which the classic
     tables use. rounded=False: BasicSR's `to_y_channel` / the LIIF-style `diff * coef / 256` map.
+
+    Example:
+        >>> import torch
+        >>> red = torch.tensor([[[255.0]], [[0.0]], [[0.0]]])  # one pure red pixel, (3, 1, 1)
+        >>> rgb_to_y(red, rounded=True).item()  # 16 + 65.481, rounded as MATLAB's uint8()
+        81.0
+        >>> round(rgb_to_y(red, rounded=False).item(), 3)
+        81.481
+        >>> rgb_to_y(torch.full((3, 1, 2), 255.0), rounded=True).tolist()  # white is Y 235
+        [[235.0, 235.0]]
     """
     rgb = rgb255.to(torch.float64)
     r, g, b = rgb.unbind(-3)
@@ -40,6 +50,14 @@ def rgb_to_y(rgb255: torch.Tensor, *, rounded: bool) -> torch.Tensor:
 
 
 def to_single_channel(img: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) -> (..., H, W) by normalised luma weights (identity on identical channels)."""
+    """(..., 3, H, W) -> (..., H, W) by normalised luma weights (identity on identical channels).
+
+    Example:
+        >>> import torch
+        >>> to_single_channel(torch.full((3, 1, 2), 100.0)).tolist()
+        [[100.0, 100.0]]
+        >>> round(to_single_channel(torch.tensor([[[255.0]], [[0.0]], [[0.0]]])).item(), 3)  # 0.299 * 255
+        76.245
+    """
     r, g, b = img.to(torch.float64).unbind(-3)
     return LUMA[0] * r + LUMA[1] * g + LUMA[2] * b

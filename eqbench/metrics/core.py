@@ -39,6 +39,13 @@ METRICS: dict[str, MetricInfo] = {
 
 
 def shave_border(img: torch.Tensor, shave: tuple[int, int]) -> torch.Tensor:
+    """A view of `img` (..., H, W) without `shave` = (rows, columns) pixels on each side.
+
+    Example:
+        >>> import torch
+        >>> shave_border(torch.zeros(3, 6, 8), (1, 2)).shape
+        torch.Size([3, 4, 4])
+    """
     sh, sw = shave
     h, w = img.shape[-2], img.shape[-1]
     if 2 * sh >= h or 2 * sw >= w:
@@ -47,7 +54,16 @@ def shave_border(img: torch.Tensor, shave: tuple[int, int]) -> torch.Tensor:
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, *, peak: float = 255.0) -> float:
-    """10 log10(peak^2 / MSE) over all elements, float64; inf for identical inputs."""
+    """10 log10(peak^2 / MSE) over all elements, float64; inf for identical inputs.
+
+    Example:
+        >>> import torch
+        >>> a = torch.zeros(3, 8, 8)
+        >>> round(psnr(a, a + 1), 4)  # MSE 1 on [0, 255]: 20 log10(255)
+        48.1308
+        >>> psnr(a, a)
+        inf
+    """
     if a.shape != b.shape:
         raise ValueError(f"psnr needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
     d = torch.sub(a.to(torch.float64), b.to(torch.float64)).reshape(-1)
@@ -133,7 +149,18 @@ def _ssim_sum(x: torch.Tensor, y: torch.Tensor, g: Sequence[float], c1: float, c
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, *, peak: float = 255.0) -> float:
-    """Mean SSIM of two single-channel images (H, W) (or (C, H, W): mean of the per-channel means)."""
+    """Mean SSIM of two single-channel images (H, W) (or (C, H, W): mean of the per-channel means).
+
+    Example:
+        >>> import torch
+        >>> hr = torch.arange(256.0).reshape(16, 16)
+        >>> ssim(hr, hr)
+        1.0
+        >>> round(ssim(hr + 10, hr), 4)  # brighter: only the luminance term drops
+        0.9967
+        >>> round(ssim(hr.flip(0), hr), 4)  # the same pixels, rows reversed: anti-correlated structure
+        -0.8197
+    """
     if a.shape != b.shape:
         raise ValueError(f"ssim needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
     x = a.to(torch.float64).reshape(-1, a.shape[-2], a.shape[-1])
@@ -160,15 +187,42 @@ def luma(img: torch.Tensor, rounded: bool) -> torch.Tensor:
 
 
 def psnr_y(sr: torch.Tensor, hr: torch.Tensor, *, shave: tuple[int, int] = (0, 0), rounded_y: bool = True) -> float:
-    """PSNR on Y of two images in [0, 255] ((3,H,W) RGB, or single-channel luma), border shaved."""
+    """PSNR on Y of two images in [0, 255] ((3,H,W) RGB, or single-channel luma), border shaved.
+
+    Example:
+        >>> import torch
+        >>> hr = torch.full((3, 16, 16), 128.0)
+        >>> sr = hr.clone(); sr[:, 0, :] = 0.0  # the top row black: Y 16 instead of 126
+        >>> round(psnr_y(sr, hr), 4)  # MSE 110^2 / 16 (one row of 16)
+        19.3441
+        >>> psnr_y(sr, hr, shave=(1, 1))  # the border shave removes the difference
+        inf
+    """
     return psnr(shave_border(luma(sr, rounded_y), shave), shave_border(luma(hr, rounded_y), shave))
 
 
 def ssim_y(sr: torch.Tensor, hr: torch.Tensor, *, shave: tuple[int, int] = (0, 0), rounded_y: bool = True) -> float:
-    """SSIM (ssim_index semantics) on Y of two images in [0, 255], border shaved."""
+    """SSIM (ssim_index semantics) on Y of two images in [0, 255], border shaved.
+
+    Example:
+        >>> import torch
+        >>> hr = torch.arange(3 * 16 * 16, dtype=torch.float64).reshape(3, 16, 16) % 256
+        >>> ssim_y(hr, hr)
+        1.0
+        >>> ssim_y(hr.flip(-2), hr) < 0  # upside down: anti-correlated structure
+        True
+    """
     return ssim(shave_border(luma(sr, rounded_y), shave), shave_border(luma(hr, rounded_y), shave))
 
 
 def psnr_rgb(sr: torch.Tensor, hr: torch.Tensor, *, shave: tuple[int, int] = (0, 0)) -> float:
-    """PSNR over all channels of two images in [0, 255], border shaved."""
+    """PSNR over all channels of two images in [0, 255], border shaved.
+
+    Example:
+        >>> import torch
+        >>> hr = torch.full((3, 12, 12), 100.0)
+        >>> sr = hr.clone(); sr[0] += 2  # the red channel 2 levels too bright: MSE 4 / 3
+        >>> round(psnr_rgb(sr, hr), 4)
+        46.8814
+    """
     return psnr(shave_border(sr, shave), shave_border(hr, shave))
