@@ -17,7 +17,7 @@ from pathlib import Path
 from ..method import method_entry, reference_method
 from ..protocol import EvalProtocol
 from ..scales import Scale
-from .config import AnalysisOptions, RunConfig
+from .config import ANALYSES, AnalysisOptions, RunConfig
 from .models import ModelSpec, resolve_models
 from .store import AnalysisStore
 
@@ -220,8 +220,11 @@ def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> None:
     print(table)
 
 
-ANALYSES: dict[str, Callable[[AnalysisConfig, AnalysisStore], None]] = {
+# The job of each analysis named in config.ANALYSES (the one list of names, which the CLI offers).
+JOBS: dict[str, Callable[[AnalysisConfig, AnalysisStore], None]] = {
     "equivariance": run_equivariance, "cka": run_cka, "profile": run_profile}
+if tuple(JOBS) != ANALYSES:
+    raise AssertionError(f"run/analyses.py JOBS {tuple(JOBS)} != run/config.py ANALYSES {ANALYSES}")
 
 
 def analysis_config(cfg: RunConfig, name: str) -> AnalysisConfig | None:
@@ -250,7 +253,7 @@ def run_analyses(cfg: RunConfig) -> None:
         print(f"eqbench: analysis {name} ({', '.join(acfg.methods)})", file=sys.stderr)
         store = AnalysisStore(cfg.out, device=cfg.device, seed=cfg.seed, config={"analysis": name, **acfg.to_dict()},
                               name=cfg.results_name)
-        ANALYSES[name](acfg, store)
+        JOBS[name](acfg, store)
         store.save()
 
 
