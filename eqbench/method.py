@@ -182,11 +182,11 @@ def _load_builtin_methods() -> None:
     """Import the modules that installed packages name in the `eqbench.method_modules` group, once."""
     if _loaded:
         return
-    _loaded.append(True)
     eps = entry_points(group=ENTRY_POINT_GROUP)
     if not eps:
         raise EqbenchError(f"no {ENTRY_POINT_GROUP} entry points: eqbench is not installed (or its metadata is "
                            "stale); run `pip install -e .` in the eqbench checkout")
+    _loaded.append(True)  # before the imports: a module that looks a method up while registering must not recurse
     try:
         for value in sorted({ep.value for ep in eps}):
             next(ep for ep in eps if ep.value == value).load()
