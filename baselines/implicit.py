@@ -49,8 +49,10 @@ class MLP(nn.Module):
         mods.append(nn.Linear(dims[-1], out_dim))
         self.layers = nn.Sequential(*mods)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+    def forward(self, x: torch.Tensor, first_done: bool = False) -> torch.Tensor:
+        """`first_done`: x already is the first Linear's output (a caller that computed it another way),
+        so the rest of the stack runs; through __call__ either way, so forward hooks (feature taps) see it."""
+        return self.layers[1:](x) if first_done else self.layers(x)
 
 
 def sample_nearest(feat: torch.Tensor, coord: torch.Tensor) -> torch.Tensor:
