@@ -88,7 +88,7 @@ class EvalProtocol:
         shave = ("border shave ceil(scale) pixels per axis" if self.shave == "ceil-scale" else
                  "border shave as EQSR's BasicSR test files: 6 at x6, 10 at x8, 4 at every other scale")
         return (
-            f"{self.id}: {self.description} HR crop: {self.crop_integer} at {at}, "
+            f"{self.id}: {self.description} HR crop: {self.crop_integer} for {at}, "
             f"{self.crop_noninteger} otherwise; {lr}; SR {q}; Y {y}; "
             f"{shave}; PSNR = 10 log10(255^2/MSE) per image, mean over "
             f"the set; SSIM = Wang et al. ssim_index (11x11 Gaussian, sigma 1.5, valid, no downsampling)."
