@@ -24,6 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,7 +197,7 @@ def plan_outputs(spec: DatasetSpec, found: list[tuple[Path, Path]], shown: dict[
             raise _refusal(spec, m.problems(show=lambda p: shown.get(p, str(p))))
         return [(src, name) for name, src in sorted(m.matched.items())]
     out = [(f, f.relative_to(base).as_posix() if spec.layout == "classes" else f.name) for f, base in found]
-    dupes = sorted({n for _, n in out if sum(1 for _, o in out if o == n) > 1})
+    dupes = sorted(n for n, c in Counter(n for _, n in out).items() if c > 1)
     if dupes:
         raise _refusal(spec, [f"{n}: more than one source file has this name" for n in dupes[:20]])
     if len(out) != spec.images:
