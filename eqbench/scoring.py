@@ -35,7 +35,7 @@ def to_scoring_domain(sr01: torch.Tensor, pair: EvalPair, protocol: EvalProtocol
 def score(sr01: torch.Tensor, pair: EvalPair, protocol: EvalProtocol, *, overwrite: bool = False) -> dict[str, float]:
     """PSNR-Y, SSIM-Y and PSNR-RGB of one model output; overwrite=True may reuse sr01 as scratch."""
     sr = to_scoring_domain(sr01, pair, protocol, inplace=overwrite)
-    shave = shave_for(pair.scale)
+    shave = shave_for(pair.scale, protocol)
     y_sr = shave_border(luma(sr, protocol.round_y), shave)
     y_hr = shave_border(luma(pair.hr, protocol.round_y), shave)
     out = {"psnr-y": psnr(y_sr, y_hr), "ssim-y": ssim(y_sr, y_hr)}

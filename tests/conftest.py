@@ -58,3 +58,15 @@ def tiny_root(tmp_path):
     for i in range(3):
         Image.fromarray(rng.integers(0, 256, (96, 80, 3), dtype=np.uint8)).save(d / f"im{i}.png")
     return tmp_path / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _decoded_image_cache(tmp_path_factory):
+    """Training streams images through a decoded-image cache; keep the tests' copies out of ~/.cache."""
+    old = os.environ.get("EQBENCH_DECODED_CACHE")
+    os.environ["EQBENCH_DECODED_CACHE"] = str(tmp_path_factory.mktemp("decoded"))
+    yield
+    if old is None:
+        os.environ.pop("EQBENCH_DECODED_CACHE", None)
+    else:
+        os.environ["EQBENCH_DECODED_CACHE"] = old

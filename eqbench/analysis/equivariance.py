@@ -102,7 +102,7 @@ def eq_crop(hw: Sequence[int], scale: Scale, protocol: EvalProtocol) -> tuple[tu
         >>> eq_crop((45, 47), parse_scale("2.5"), get_protocol("matlab"))  # x2.5: sides multiples of 10
         ((40, 40), (100, 100))
     """
-    rule = protocol.crop_for(scale.integer)
+    rule = protocol.crop_for(scale)
     a, b = _eq_length(int(hw[0]), scale.h, rule), _eq_length(int(hw[1]), scale.w, rule)
     if a is None or b is None:
         raise TooSmall(f"{hw[1]}x{hw[0]} has no crop with exact sizes at scale {scale.label()} for EQ_S")
@@ -162,7 +162,7 @@ def eq_s_image(
     right_pair = make_pair(name, up8, scale, protocol)  # f(phi(x))
     if right_pair.out_size != up_size or tuple(right_pair.lr.shape[-2:]) != (H, W):
         raise AssertionError(f"{name}: f(phi(x)) has size {tuple(right_pair.lr.shape[-2:])}, expected {(H, W)}")
-    shave = shave_for(scale)
+    shave = shave_for(scale, protocol)
 
     def y(img01: torch.Tensor) -> torch.Tensor:
         return shave_border(luma(to_scoring_domain(img01, pair, protocol), protocol.round_y), shave)
@@ -188,7 +188,7 @@ def eq_s_details(method, hr_images, scale, *, protocol: str | EvalProtocol = "ma
     """
     scale, protocol = parse_scale(scale), get_protocol(protocol)
     images = _named(hr_images)
-    rule = protocol.crop_for(scale.integer)
+    rule = protocol.crop_for(scale)
     need = [smallest_eq_length(v, rule) for v in (scale.h, scale.w)]
     if None in need:
         raise EqbenchError(

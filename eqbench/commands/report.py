@@ -13,11 +13,15 @@ HELP = "render results.json as HTML (or markdown/CSV tables)"
 EXAMPLES = """examples:
   eqbench report runs/eval/results.json -o report.html
   eqbench report runs/eval/results.json --format md
-  eqbench report runs/eval/results.json --format csv --metric ssim-y -o ssim.csv"""
+  eqbench report runs/eval/results.json --format csv --metric ssim-y -o ssim.csv
+  eqbench report runs/matlab/results.json runs/eqsr/results.json --sensitivity bicubic --format md"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("results", help="a results.json written by eqbench run / analyze")
+    p.add_argument("results", nargs="+", help="a results.json written by eqbench run / analyze (several: one "
+                   "per protocol, with --sensitivity)")
+    p.add_argument("--sensitivity", metavar="METHOD", help="protocol sensitivity: METHOD's scores in each "
+                   "results file (one protocol each) side by side")
     p.add_argument("-o", "--output", help="output file (default: report.html beside results.json; md/csv: stdout)")
     p.add_argument("--format", choices=["html", "md", "csv"], default="html")
     p.add_argument("--metric", default="psnr-y", help="for md/csv: which metric's table")
@@ -30,6 +34,11 @@ def run(a: argparse.Namespace) -> int:
     from ..report.tables import render_tables
     from ..results import load_results, write_text_atomic
 
+    if a.sensitivity:
+        return _sensitivity(a)
+    if len(a.results) > 1:
+        raise EqbenchError("several results files make a protocol sensitivity view: add --sensitivity METHOD")
+    a.results = a.results[0]
     doc = load_results(a.results)
     if a.format == "html":
         from ..report.html import render
@@ -49,6 +58,21 @@ def run(a: argparse.Namespace) -> int:
     if a.output:
         write_text_atomic(Path(a.output), text)
         print(f"wrote {a.output}")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _sensitivity(a: argparse.Namespace) -> int:
+    from ..report import sensitivity as sens
+    from ..results import load_results, write_text_atomic
+
+    t = sens.sensitivity_table([load_results(r) for r in a.results], a.sensitivity, a.metric)
+    text = {"md": sens.sensitivity_markdown, "csv": sens.sensitivity_csv, "html": sens.sensitivity_html}[a.format](t)
+    if a.output or a.format == "html":
+        out = Path(a.output) if a.output else Path(a.results[0]).with_name("sensitivity.html")
+        write_text_atomic(out, text)
+        print(f"wrote {out}")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datasets", nargs="+", help="dataset names (datasets.yaml); default: Set5 Set14 when the "
                    "data root has them, else the embedded 'samples'")
     p.add_argument("--scales", nargs="+", help="2, 2.75, or HxW like 1.5x4 (default: 2 3 4)")
-    p.add_argument("--protocol", help="matlab (default), classic-y, arbsr, basicsr, liif")
+    p.add_argument("--protocol", help="matlab (default), classic-y, arbsr, basicsr, liif, eqsr")
     p.add_argument("--analyses", nargs="+", help="equivariance cka profile, 'all' or 'none' (default: all three "
                    "with --methods all, none otherwise)")
     p.add_argument("--size", help="model preset for --weights / --random-init: paper (default) or tiny; methods "

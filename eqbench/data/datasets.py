@@ -1,4 +1,4 @@
-"""datasets.yaml: named datasets, the data root, presence and checksum status."""
+"""datasets.yaml: named datasets, the data root, presence, checksum and pixel-digest status."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ from pathlib import Path
 import yaml
 
 from ..errors import EqbenchError, unknown_name
-from .io import list_images
+from .digests import Digest, match_files, parse_digest_line
+from .io import IMAGE_SUFFIXES, list_images
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 ROLES = ("benchmark", "train")
+LAYOUTS = ("flat", "classes")  # classes: one sub-folder per class (ImageNet train), images listed recursively
 
 
 def default_datasets_yaml() -> Path:
@@ -44,6 +46,14 @@ class DatasetSpec:
     source: str = ""
     builtin: str | None = None
     files: tuple[str, ...] = field(default_factory=tuple)
+    url: str = ""
+    aliases: tuple[str, ...] = field(default_factory=tuple)  # folder names the set has in other layouts
+    layout: str = "flat"
+    digests: tuple[Digest, ...] = field(default_factory=tuple)
+
+    def prepare_hint(self) -> str:
+        where = f" (published at {self.url})" if self.url else ""
+        return f"prepare it with `eqbench datasets prepare {self.name} --from <folder, archive or URL>`{where}"
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,8 @@ def load_catalog(path: str | os.PathLike | None = None) -> dict[str, DatasetSpec
     if not isinstance(doc, dict) or not isinstance(doc.get("datasets"), dict):
         raise EqbenchError(f"{path}: expected a mapping with a 'datasets:' mapping at the top level")
     out: dict[str, DatasetSpec] = {}
-    allowed = {"role", "path", "images", "checksums", "source", "builtin", "files"}
+    allowed = {"role", "path", "images", "checksums", "source", "builtin", "files", "url", "aliases", "layout",
+               "digests"}
     for name, entry in doc["datasets"].items():
         where = f"{path}: datasets.{name}"
         if not isinstance(entry, dict):
@@ -88,9 +99,32 @@ def load_catalog(path: str | os.PathLike | None = None) -> dict[str, DatasetSpec
         out[str(name)] = DatasetSpec(
             name=str(name), role=entry["role"], images=entry["images"], path=entry.get("path"),
             checksums=entry.get("checksums"), source=str(entry.get("source", "")),
-            builtin=entry.get("builtin"), files=tuple(entry.get("files") or ()),
+            builtin=entry.get("builtin"), files=tuple(entry.get("files") or ()), **_new_fields(entry, where),
         )
     return out
+
+
+def _new_fields(entry: dict, where: str) -> dict:
+    """url, aliases, layout and the per-image pixel digests of one catalogue entry, checked."""
+    layout = entry.get("layout", "flat")
+    if layout not in LAYOUTS:
+        raise EqbenchError(f"{where}.layout: must be one of {LAYOUTS}, got {layout!r}")
+    raw = entry.get("digests") or []
+    if not isinstance(raw, list):
+        raise EqbenchError(f"{where}.digests: expected a list of '<sha256>  HxW  name' lines")
+    digests = tuple(parse_digest_line(str(line), f"{where}.digests[{i}]") for i, line in enumerate(raw))
+    if digests and len(digests) != entry["images"]:
+        raise EqbenchError(f"{where}: {len(digests)} digests for {entry['images']} images")
+    return {"url": str(entry.get("url", "")), "aliases": tuple(str(a) for a in entry.get("aliases") or ()),
+            "layout": layout, "digests": digests}
+
+
+def list_set_images(folder: Path, layout: str = "flat") -> list[Path]:
+    """The image files of a prepared set: directly in `folder`, or in its class sub-folders."""
+    if layout == "flat":
+        return list_images(folder)
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def get_spec(name: str, catalog: dict[str, DatasetSpec]) -> DatasetSpec:
@@ -113,7 +147,7 @@ def status(spec: DatasetSpec, root: Path) -> DatasetStatus:
     folder = root / spec.path
     if not folder.is_dir():
         return DatasetStatus(spec, folder, False, 0, ())
-    files = tuple(list_images(folder))
+    files = tuple(list_set_images(folder, spec.layout))
     return DatasetStatus(spec, folder, bool(files), len(files), files)
 
 
@@ -130,7 +164,7 @@ def locate(name: str, data_root: str | os.PathLike | None = None,
                                "reinstall scikit-image")
         raise EqbenchError(
             f"dataset {name!r} not found: no images in {st.folder} (data root {root} from {origin}); "
-            f"put the {name} HR images there or set --data-root / EQBENCH_DATA to the folder that holds {spec.path}/"
+            f"{spec.prepare_hint()}, or set --data-root / EQBENCH_DATA to the folder that holds {spec.path}/"
         )
     return st
 
@@ -196,3 +230,37 @@ def default_datasets(data_root: str | None) -> list[str]:
     root, _ = resolve_data_root(data_root)
     bench = [n for n in ("Set5", "Set14") if status(catalog[n], root).found]
     return bench or ["samples"]
+
+
+def verify_set(st: DatasetStatus, root: Path) -> tuple[str, list[str]]:
+    """('ok'|'mismatch'|'missing'|'count ok, no digests', problems): every image matched by pixel digest.
+
+    A set with digests in the catalogue is matched by content (missing, extra and changed images are
+    named); a set without digests can only be checked for its image count, and the state says so. A
+    sha256sum manifest (`checksums`), where one exists, is checked as well.
+    """
+    spec = st.spec
+    if not st.found:
+        return "missing", [f"no images in {st.folder}; {spec.prepare_hint()}"]
+    problems: list[str] = []
+    if spec.digests:
+        m = match_files(list(st.files), spec.digests)
+        problems += m.problems(show=lambda p: _shown(p, root))
+        state = "ok"
+    else:
+        state = "count ok, no digests"
+        if st.count != spec.images:
+            problems.append(f"{spec.path or spec.name}: {st.count} images, the catalogue expects {spec.images} "
+                            "(no digests: only the count can be checked)")
+    if spec.checksums and (root / spec.checksums).is_file():
+        sums_state, sums_problems = verify(st, root)
+        if sums_state == "mismatch":
+            problems += sums_problems
+    return ("mismatch" if problems else state), problems
+
+
+def _shown(p: Path, root: Path) -> str:
+    try:
+        return str(p.relative_to(root))
+    except ValueError:
+        return str(p)

@@ -51,13 +51,16 @@ def hr_length(lr_len: int, s: float, rule: str) -> int:
 
 def crop_sizes(hw: tuple[int, int], scale: Scale, protocol: EvalProtocol) -> tuple[tuple[int, int], tuple[int, int]]:
     """((H, W) of the HR crop, (h, w) of the LR image) for an HR image of size hw."""
-    rule = protocol.crop_for(scale.integer)
+    rule = protocol.crop_for(scale)
     h = lr_length(hw[0], scale.h, rule)
     w = lr_length(hw[1], scale.w, rule)
     return (hr_length(h, scale.h, rule), hr_length(w, scale.w, rule)), (h, w)
 
 
-def shave_for(scale: Scale) -> tuple[int, int]:
+def shave_for(scale: Scale, protocol: EvalProtocol | None = None) -> tuple[int, int]:
+    """Border shave per axis: the protocol's rule (ceil(scale) when no protocol is given)."""
+    if protocol is not None:
+        return protocol.shave_for(scale)
     return int(math.ceil(scale.h)), int(math.ceil(scale.w))
 
 
@@ -99,18 +102,19 @@ def make_pair(name: str, img: np.ndarray, scale: Scale, protocol: EvalProtocol) 
     # Channel-first and contiguous: the resize gathers and the Y/PSNR/SSIM passes then read it row-wise.
     # copy_ into a new tensor converts and transposes in one pass (2x faster than .to(contiguous_format)).
     hr = torch.empty(u8.shape, dtype=torch.float64).copy_(u8)
-    if protocol.degrade == "matlab-y":
+    degrade = protocol.degrade_for(scale)
+    if degrade == "matlab-y":
         if hr.shape[0] == 3:
             hr = rgb_to_y(hr, rounded=True).unsqueeze(0)
         lr = imresize(hr / 255.0, **_resize_args(scale, (h, w)))
-    elif protocol.degrade == "matlab-rgb-uint8":
+    elif degrade == "matlab-rgb-uint8":
         lr = imresize(hr, **_resize_args(scale, (h, w)), uint8=True) / 255.0
-    elif protocol.degrade == "matlab-rgb-float":
+    elif degrade == "matlab-rgb-float":
         lr = torch.floor(imresize(hr, **_resize_args(scale, (h, w))) + 0.5).clamp_(0, 255) / 255.0
-    elif protocol.degrade == "pil-bicubic":
+    elif degrade == "pil-bicubic":
         lr = _pil_bicubic(img, (h, w))
     else:
-        raise ValueError(f"unknown degradation {protocol.degrade!r}")
+        raise ValueError(f"unknown degradation {degrade!r}")
     if tuple(lr.shape[-2:]) != (h, w):
         raise AssertionError(f"LR size {tuple(lr.shape[-2:])} != expected {(h, w)}")
     if lr.shape[0] == 1:

@@ -1,4 +1,12 @@
-"""Training data: the images of the named sets in memory, and batches keyed by (seed, iteration, slot).
+"""Training data: the images of the named sets, streamed from disk, and batches keyed by (seed, iteration, slot).
+
+Images are not held in memory. `ImageStore[i]` decodes image i on its first use into an uncompressed
+cache file (`.npy`, in $EQBENCH_DECODED_CACHE or ~/.cache/eqbench/decoded) and afterwards memory-maps
+that file: a sample reads only the rows of its crop, and nothing stays resident between samples, so
+the memory of `eqbench train` does not grow with the number of training images. The pixels are the
+ones `load_image` decodes, so batches are bit-identical to holding every image in memory. A set whose
+decoded size exceeds the cache budget ($EQBENCH_DECODED_CACHE_GB, default 64) is decoded afresh for
+every sample instead (use DataLoader --workers); EQBENCH_DECODED_CACHE=off does that for every set.
 
 Every random choice of a sample (image, scale, crop, flips, query pixels) comes from a numpy Generator
 seeded by (seed, iteration, slot in the global batch), never from a shared stream. So a batch is a
@@ -9,16 +17,20 @@ the very batch a single process would have drawn.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import batches
-from ..data.datasets import digest, locate
+from ..data.datasets import default_cache_root, digest, locate
 from ..data.io import load_image
 from ..errors import EqbenchError, EqbenchWarning
 from .batch_kinds import batch_kind
@@ -28,10 +40,76 @@ from .recipes import Phase, SamplerSpec
 _IMAGE, _SCALE, _SAMPLE = 101, 202, 303
 
 
+def decoded_cache_dir() -> Path | None:
+    env = os.environ.get("EQBENCH_DECODED_CACHE")
+    if env and env.lower() == "off":
+        return None
+    return Path(env).expanduser() if env else default_cache_root().parent / "decoded"
+
+
+def _decode(path: Path) -> np.ndarray:
+    img = load_image(path)
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(img)
+
+
+class ImageStore(Sequence):
+    """Training images (H, W, 3) uint8 by index, read from disk on demand (see the module docstring)."""
+
+    def __init__(self, paths: list[Path], cache_dir: Path | None) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.cache_dir = cache_dir
+        self._keys: list[str | None] = [None] * len(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _raw(self, i: int) -> Path:
+        if self._keys[i] is None:
+            st = self.paths[i].stat()
+            ident = f"{self.paths[i].resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()
+            self._keys[i] = hashlib.sha256(ident).hexdigest()[:32]
+        return self.cache_dir / f"{self._keys[i]}.npy"
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if self.cache_dir is None:
+            return _decode(self.paths[i])
+        raw = self._raw(i)
+        try:
+            return np.load(raw, mmap_mode="r")
+        except (FileNotFoundError, ValueError, OSError):
+            pass  # not cached yet (or a broken cache file): decode and (re)write it
+        img = _decode(self.paths[i])
+        tmp = raw.with_name(f".{raw.stem}.{os.getpid()}.{id(img)}.tmp")
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as f:
+                np.save(f, img)
+            os.replace(tmp, raw)
+        except OSError as e:  # disk full / read-only: train on, decoding every time
+            tmp.unlink(missing_ok=True)
+            warnings.warn(f"cannot write the decoded-image cache {self.cache_dir} ({e}); decoding every sample",
+                          EqbenchWarning, stacklevel=2)
+            self.cache_dir = None
+        return img
+
+
+def _image_hw(path: Path) -> tuple[int, int]:
+    """(H, W) from the file header, without decoding the pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise EqbenchError(f"cannot read image {path}: corrupt or truncated ({e}); re-download or remove it") from None
+
+
 @dataclass
 class TrainImages:
     names: tuple[str, ...]
-    images: list[np.ndarray]
+    images: ImageStore
     files: list[str]
     skipped: list[str]
     digest: dict[str, str]
@@ -42,22 +120,26 @@ class TrainImages:
 
 
 def load_train_images(names: tuple[str, ...], data_root, min_hw: tuple[int, int], batch: int) -> TrainImages:
-    """Load every image of the named sets; skip (with a count) those smaller than the largest crop."""
+    """The images of the named sets, streamed; skip (with a count) those smaller than the largest crop."""
     if not names:
         raise EqbenchError("no training data: pass --train-data NAME [NAME ...] (datasets.yaml names)")
-    images, files, skipped, digests = [], [], [], {}
+    paths, files, skipped, digests, decoded = [], [], [], {}, 0
     for name in names:
         st = locate(name, data_root)
         digests[name] = digest(st.files)
         for path in st.files:
-            img = load_image(path)
-            if img.ndim == 2:
-                img = np.repeat(img[:, :, None], 3, axis=2)
-            if img.shape[0] < min_hw[0] or img.shape[1] < min_hw[1]:
-                skipped.append(f"{name}/{path.name}")
+            h, w = _image_hw(path)
+            rel = path.relative_to(st.folder).as_posix()
+            if h < min_hw[0] or w < min_hw[1]:
+                skipped.append(f"{name}/{rel}")
                 continue
-            images.append(np.ascontiguousarray(img))
-            files.append(f"{name}/{path.name}")
+            paths.append(path)
+            files.append(f"{name}/{rel}")
+            decoded += h * w * 3
+    cache = decoded_cache_dir()
+    if cache is not None and decoded > float(os.environ.get("EQBENCH_DECODED_CACHE_GB", 64)) * 2**30:
+        cache = None
+    images = ImageStore(paths, cache)
     need = f"{min_hw[1]}x{min_hw[0]}"
     if skipped:
         warnings.warn(f"skipping {len(skipped)} training image(s) smaller than the largest crop {need} "
@@ -122,7 +204,7 @@ class BatchPlan:
 class KeyedSamples(Dataset):
     """dataset[(step, slot, image, sh, sw)] -> one sample of the sampler's kind."""
 
-    def __init__(self, images: list[np.ndarray], sampler: SamplerSpec, seed: int) -> None:
+    def __init__(self, images: Sequence[np.ndarray], sampler: SamplerSpec, seed: int) -> None:
         self.images, self.s, self.seed = images, sampler, seed
         self.kind = batch_kind(sampler.kind)
 
@@ -141,7 +223,7 @@ def _worker_init(worker_id: int) -> None:
     np.random.seed(info.seed % 2**32)
 
 
-def make_loader(images: list[np.ndarray], sampler: SamplerSpec, plan: BatchPlan, workers: int) -> DataLoader:
+def make_loader(images: Sequence[np.ndarray], sampler: SamplerSpec, plan: BatchPlan, workers: int) -> DataLoader:
     # Its own generator: creating a loader iterator draws a base seed, which must not advance the
     # global torch RNG (a resumed run creates its iterator at another step than the original run).
     gen = torch.Generator().manual_seed(plan.seed * 100_003 + plan.start)
