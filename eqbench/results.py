@@ -32,7 +32,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import EqbenchError
+from .errors import EqbenchError, output_error
 
 SCHEMA = "eqbench.results"
 
@@ -66,7 +66,16 @@ def write_json_atomic(path: str | os.PathLike, doc: dict) -> None:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` atomically; a full disk or a read-only folder is one EqbenchError and leaves
+    any previous file at `path` untouched."""
     path = Path(path)
+    try:
+        _write_text_atomic(path, text)
+    except OSError as e:
+        raise output_error(path, e) from None
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -61,12 +61,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(a: argparse.Namespace):
     """Validate everything before any work and build the frozen AnalysisConfig."""
     from ..data.datasets import default_datasets
+    from ..devices import check_device
     from ..protocol import get_protocol
     from ..run.analyses import AnalysisConfig
     from ..run.config import parse_weights
     from ..run.models import resolve_models
     from ..scales import parse_scale
 
+    device = check_device(a.device)
     weights = dict(parse_weights(a.weights))
     # EQ_S and CKA of untrained weights say nothing about a method: no silent random initialisation.
     specs = resolve_models(a.methods, weights=weights, size=a.size, random_init=a.random_init,
@@ -89,7 +91,7 @@ def config_from_args(a: argparse.Namespace):
         datasets=tuple(dict.fromkeys(a.datasets or default_datasets(a.data_root))),
         protocol=get_protocol(a.protocol), out=out, size=a.size or "paper", weights=tuple(weights.items()),
         models=tuple(specs),
-        data_root=a.data_root, limit=a.limit, device=a.device, seed=a.seed, random_init=a.random_init,
+        data_root=a.data_root, limit=a.limit, device=device, seed=a.seed, random_init=a.random_init,
         eq_crop=a.eq_crop, crops=a.crops, crop_size=a.crop_size, batch_size=a.batch_size,
         input_sizes=tuple(a.input_sizes),
         memory_input=a.memory_input, memory_scale=parse_scale(a.memory_scale),
@@ -99,11 +101,19 @@ def config_from_args(a: argparse.Namespace):
 
 
 def run(a: argparse.Namespace) -> int:
+    from ..errors import CellErrors
+    from ..lock import make_out_folder, output_lock
     from ..run import analyses as jobs
     from ..run.store import AnalysisStore
 
     cfg = config_from_args(a)
-    store = AnalysisStore(cfg.out, device=cfg.device, seed=cfg.seed, config={"analysis": a.analysis, **cfg.to_dict()})
-    {"equivariance": jobs.run_equivariance, "cka": jobs.run_cka, "profile": jobs.run_profile}[a.analysis](cfg, store)
-    print(f"wrote {store.save()}")
+    make_out_folder(cfg.out)
+    with output_lock(cfg.out, "results.json", what=f"eqbench analyze {a.analysis}"):
+        store = AnalysisStore(cfg.out, device=cfg.device, seed=cfg.seed,
+                              config={"analysis": a.analysis, **cfg.to_dict()})
+        job = {"equivariance": jobs.run_equivariance, "cka": jobs.run_cka, "profile": jobs.run_profile}[a.analysis]
+        failed = job(cfg, store)
+        print(f"wrote {store.save()}")
+    if failed:
+        raise CellErrors(failed, str(store.path))
     return 0

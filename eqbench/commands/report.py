@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> int:
     from ..metrics import METRICS
     from ..report.tables import render_tables
-    from ..results import load_results, write_text_atomic
+    from ..results import load_results
 
     doc = load_results(a.results)
     if a.format == "html":
@@ -36,7 +36,7 @@ def run(a: argparse.Namespace) -> int:
 
         html = render(doc, reference=a.reference, published=not a.no_published)
         out = Path(a.output) if a.output else Path(a.results).with_name("report.html")
-        write_text_atomic(out, html)
+        _write(out, html)
         print(f"wrote {out}")
         return 0
     if a.metric not in METRICS:
@@ -47,8 +47,22 @@ def run(a: argparse.Namespace) -> int:
     if not text:
         raise EqbenchError(f"{a.results} has no {a.metric!r} rows")
     if a.output:
-        write_text_atomic(Path(a.output), text)
+        _write(Path(a.output), text)
         print(f"wrote {a.output}")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
+
+
+def _write(out: Path, text: str) -> None:
+    """Atomically, under the lock of that output file (two reports into one file: one waits)."""
+    from ..lock import output_lock
+    from ..results import write_text_atomic
+
+    if out.is_dir():
+        raise EqbenchError(f"-o {out} is a folder; give a file name such as {out / 'report.html'}")
+    parent = out.parent
+    if not parent.is_dir():
+        raise EqbenchError(f"the folder of -o {out} does not exist; create it or choose another -o")
+    with output_lock(parent, out.name, what="eqbench report"):
+        write_text_atomic(out, text)

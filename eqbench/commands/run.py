@@ -63,6 +63,7 @@ def build_config(a: argparse.Namespace):
 
 
 def run(a: argparse.Namespace) -> int:
+    from ..errors import CellErrors
     from ..report.tables import text_table
     from ..run.analyses import run_analyses, write_report
     from ..run.runner import run as run_eval
@@ -77,11 +78,18 @@ def run(a: argparse.Namespace) -> int:
         print(f"  {m:>10} {ds:>8} {scale.label():>7}  psnr-y {cell.mean('psnr-y'):.4f}  "
               f"ssim-y {cell.mean('ssim-y'):.5f}  ({len(cell.per_image)} images)", file=sys.stderr)
 
-    doc = run_eval(cfg, progress=progress)
+    failed: CellErrors | None = None
+    try:
+        doc = run_eval(cfg, progress=progress)
+    except CellErrors as e:  # the other cells are written: finish the run, then fail
+        doc, failed = e.doc, e
     print(text_table(doc))
     print(f"wrote {cfg.results_path}")
+    bad = list(failed.failed) if failed else []
     if cfg.analyses:
-        run_analyses(cfg)
+        bad += run_analyses(cfg)
     if cfg.report:
         print(f"wrote {write_report(cfg.results_path)}")
+    if bad:
+        raise CellErrors(bad, str(cfg.results_path))
     return 0

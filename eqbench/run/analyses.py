@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import NonFiniteOutput, NoScorableImage, report_cell_error
 from ..protocol import EvalProtocol
 from ..scales import Scale
 from .store import AnalysisStore
@@ -104,10 +105,12 @@ def _build(name: str, cfg: AnalysisConfig):
     return cfg.spec(name).build(cfg.device, cfg.seed)
 
 
-def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> None:
+def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> list[str]:
+    """EQ_S curves; returns the cells whose model output was not finite (reported, not scored)."""
     from ..analysis.equivariance import EQ_S_MAX_DB, eq_s_details
     from ..analysis.plots import eq_s_curves
 
+    failed: list[str] = []
     methods = cfg.methods if "bicubic" in cfg.methods else ("bicubic", *cfg.methods)
     data = {ds: [(n, centre_crop(im, cfg.eq_crop)) for n, im in _images(cfg, ds, store)] for ds in cfg.datasets}
     curves: dict[str, dict] = {ds: {} for ds in data}
@@ -116,7 +119,11 @@ def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> None:
         for ds, images in data.items():
             c = curves[ds].setdefault(m, {"scale": [], "eq-s": [], "psnr-y": []})
             for s in cfg.scales:
-                r = eq_s_details(model, images, s, protocol=cfg.protocol, device=cfg.device)
+                try:
+                    r = eq_s_details(model, images, s, protocol=cfg.protocol, device=cfg.device)
+                except (NonFiniteOutput, NoScorableImage) as e:
+                    failed.append(report_cell_error(f"equivariance {m} {ds} x{s.label()}", e))
+                    continue
                 store.add_rows([
                     {"kind": kind, "method": m, "dataset": ds, "scale": s.as_list(), "metric": metric,
                      "value": r.mean(metric), "n_images": len(r.per_image), "protocol": cfg.protocol.id,
@@ -136,21 +143,35 @@ def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> None:
         figs = eq_s_curves(c, cfg.out / "figures" / f"eq_s_{ds}", title=f"EQ_S on {ds} ({cfg.protocol.id})")
         doc = {"protocol": cfg.protocol.id, "curves": c, "figures": [str(p) for p in figs], "max_db": EQ_S_MAX_DB}
         store.set_analysis("equivariance", ds, doc, cfg.to_dict())
+    return failed
 
 
-def run_cka(cfg: AnalysisConfig, store: AnalysisStore) -> None:
+def run_cka(cfg: AnalysisConfig, store: AnalysisStore) -> list[str]:
+    """CKA heatmaps; returns the methods whose features were not finite (reported, left out)."""
     from ..analysis.cka import GramStore
-    from ..analysis.plots import cka_heatmap, layer_scale_heatmap
-    from ..analysis.taps import collect_grams, cross_matrix, sample_crops, scale_cka
+    from ..analysis.taps import collect_grams, sample_crops
 
     images = [im for ds in cfg.datasets for _, im in _images(cfg, ds, store)]
     crops = sample_crops(images, cfg.crops, cfg.crop_size, seed=cfg.seed)
-    grams, taps = GramStore(), {}
+    grams, taps, failed = GramStore(), {}, []
     for m in cfg.methods:
         model = _build(m, cfg)
-        taps[m] = collect_grams(grams, m, model, crops, cfg.scales, batch_size=cfg.batch_size, device=cfg.device)
+        try:
+            taps[m] = collect_grams(grams, m, model, crops, cfg.scales, batch_size=cfg.batch_size,
+                                    device=cfg.device)
+        except NonFiniteOutput as e:
+            failed.append(report_cell_error(f"cka {m}", e))
         del model
         gc.collect()
+    _cka_entries(cfg, store, grams, taps)
+    return failed
+
+
+def _cka_entries(cfg: AnalysisConfig, store: AnalysisStore, grams, taps: dict) -> None:
+    from ..analysis.plots import cka_heatmap, layer_scale_heatmap
+    from ..analysis.taps import cross_matrix, scale_cka
+
+    methods = tuple(m for m in cfg.methods if m in taps)
     figs_dir, entries = cfg.out / "figures", []
     common = {"n_crops": cfg.crops, "estimator": "minibatch linear CKA (unbiased HSIC_1)",
               "config": cfg.to_dict(), "provenance": store.provenance}  # fmt: skip
@@ -160,7 +181,7 @@ def run_cka(cfg: AnalysisConfig, store: AnalysisStore) -> None:
                             title=entry["title"], **labels)  # fmt: skip
         entries.append(entry | common | {"figures": [str(p) for p in paths]})
 
-    for m in cfg.methods:
+    for m in methods:
         res = scale_cka(grams, m, taps[m], cfg.scales, cfg.crops)
         rows = [f"x{p.replace('-', ' vs x')}" for p in res.per_layer]
         paths = layer_scale_heatmap(res.per_layer, res.taps, figs_dir / f"cka_{m}_layers_across_scales",
@@ -175,8 +196,8 @@ def run_cka(cfg: AnalysisConfig, store: AnalysisStore) -> None:
                  "title": f"{m}: layer x layer CKA, x{sa} (rows) vs x{sb}", "ylabels": list(res.taps),
                  "xlabels": list(res.taps)}, f"cka_{m}_x{sa}_vs_x{sb}", ylabel=f"x{sa}", xlabel=f"x{sb}")  # fmt: skip
             _log(f"  {m:>10} x{pair:<6} " + " ".join(f"{v:.3f}" for v in res.per_layer[pair]))
-    for i, ma in enumerate(cfg.methods):
-        for mb in cfg.methods[i + 1 :]:
+    for i, ma in enumerate(methods):
+        for mb in methods[i + 1 :]:
             for s in cfg.scales:
                 lab = s.label()
                 add({"kind": "between-methods", "methods": [ma, mb], "scales": [lab, lab],
@@ -186,7 +207,7 @@ def run_cka(cfg: AnalysisConfig, store: AnalysisStore) -> None:
     store.put_entries("cka", entries, ("kind", "method", "methods", "scales"))
 
 
-def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> None:
+def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> list[str]:
     from ..analysis.profile import ProfileConfig, display_row, profile_method, table3
     from ..protocol import get_protocol
 
@@ -212,6 +233,7 @@ def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> None:
     table = table3(profiles)
     store.doc["analyses"]["profile_table"] = {"text": table, "methods": [p["method"] for p in profiles]}
     print(table)
+    return []
 
 # The main job's analysis sizes: small enough that `eqbench run --methods all` stays within minutes on two
 # CPU cores; a YAML `analysis_options:` block changes them.
@@ -237,28 +259,40 @@ def analysis_config(cfg: RunConfig, methods: tuple[str, ...]):
     )  # fmt: skip
 
 
-def run_analyses(cfg: RunConfig) -> None:
+def run_analyses(cfg: RunConfig) -> list[str]:
+    """Each analysis under the output lock; returns the cells that failed (each reported on its line)."""
+    from ..lock import output_lock
 
-    for name in cfg.analyses:
-        methods = cfg.methods
-        if name == "cka":
-            # Parameter-free methods (bicubic) have no layers to compare.
-            methods = tuple(m.method for m in cfg.models if m.source != "parameter-free")
-            if not methods:
-                print("eqbench: cka skipped: no method with feature taps in this run", file=sys.stderr)
-                continue
-        acfg = analysis_config(cfg, methods)
-        print(f"eqbench: analysis {name} ({', '.join(methods)})", file=sys.stderr)
-        store = AnalysisStore(cfg.out, device=cfg.device, seed=cfg.seed, config={"analysis": name, **acfg.to_dict()},
-                              name=cfg.results_name)
-        {"equivariance": run_equivariance, "cka": run_cka, "profile": run_profile}[name](acfg, store)
-        store.save()
+    failed: list[str] = []
+    with output_lock(cfg.out, cfg.results_name, what="eqbench run (analyses)"):
+        for name in cfg.analyses:
+            failed += _run_analysis(cfg, name)
+    return failed
+
+
+def _run_analysis(cfg: RunConfig, name: str) -> list[str]:
+    methods = cfg.methods
+    if name == "cka":
+        # Parameter-free methods (bicubic) have no layers to compare.
+        methods = tuple(m.method for m in cfg.models if m.source != "parameter-free")
+        if not methods:
+            print("eqbench: cka skipped: no method with feature taps in this run", file=sys.stderr)
+            return []
+    acfg = analysis_config(cfg, methods)
+    print(f"eqbench: analysis {name} ({', '.join(methods)})", file=sys.stderr)
+    store = AnalysisStore(cfg.out, device=cfg.device, seed=cfg.seed, config={"analysis": name, **acfg.to_dict()},
+                          name=cfg.results_name)
+    failed = {"equivariance": run_equivariance, "cka": run_cka, "profile": run_profile}[name](acfg, store)
+    store.save()
+    return failed
 
 
 def write_report(results: Path, output: Path | None = None) -> Path:
+    from ..lock import output_lock
     from ..report.html import render
     from ..results import load_results, write_text_atomic
 
     out = output or results.with_name("report.html" if results.name == "results.json" else results.stem + ".html")
-    write_text_atomic(out, render(load_results(results)))
+    with output_lock(out.parent, out.name, what="eqbench report"):
+        write_text_atomic(out, render(load_results(results)))
     return out

@@ -149,6 +149,7 @@ def build_config(cli: dict, *, config_file: str | None = None, progress: bool = 
     Every name is validated here, before any work.
     """
     from ..data.datasets import default_datasets
+    from ..devices import check_device
     from ..protocol import get_protocol
     from ..scales import parse_scale
     from .models import resolve_models
@@ -160,6 +161,7 @@ def build_config(cli: dict, *, config_file: str | None = None, progress: bool = 
         raise EqbenchError("no methods: pass --methods NAME ... (or 'all'), or give `methods:` in --config")
     if o["limit"] is not None and o["limit"] < 1:
         raise EqbenchError("--limit must be a positive number of images")
+    device = check_device(o["device"])
     protocol = get_protocol(o["protocol"])
     scales = tuple(dict.fromkeys(parse_scale(str(s)) for s in o["scales"]))
     analyses = parse_analyses(o["analyses"], list(o["methods"]) == ["all"])
@@ -170,7 +172,7 @@ def build_config(cli: dict, *, config_file: str | None = None, progress: bool = 
     out = Path(o["out"]) if o["out"] else Path("runs") / time.strftime("eval-%Y%m%d-%H%M%S")
     return RunConfig(
         models=tuple(specs), datasets=tuple(dict.fromkeys(datasets)), scales=scales, protocol=protocol, out=out,
-        data_root=o["data_root"], limit=o["limit"], device=o["device"], seed=o["seed"], resume=bool(o["resume"]),
+        data_root=o["data_root"], limit=o["limit"], device=device, seed=o["seed"], resume=bool(o["resume"]),
         force=bool(o["force"]), analyses=analyses, analysis_options=tuple(sorted(o["analysis_options"].items())),
         report=o["report"], progress=progress, config_file=config_file, results_name=_results_name(o),
     )  # fmt: skip

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import torch
 from .. import __version__
 from ..checkpoint import load_state_dict_strict, load_weights
 from ..errors import EqbenchError
+from ..lock import output_lock
 from ..method import create_method
 from ..provenance import git_state, now_iso
 from . import checkpoints as ck
@@ -38,9 +40,11 @@ from .validate import Validator
 FINAL = "final.safetensors"
 
 
-def _prepare_out(out: Path, resuming: bool) -> None:
+def _prepare_out(out: Path, resuming: bool, held: ExitStack) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
+        # One trainer per folder: a second one into the same --out waits briefly, then refuses.
+        held.enter_context(output_lock(out, "train", what="eqbench train"))
         probe = out / f".write-test-{random.getrandbits(32):08x}"
         probe.write_bytes(b"ok")
         probe.unlink()
@@ -107,13 +111,18 @@ def train(cfg: TrainConfig) -> Path:
 
 
 def _train(cfg: TrainConfig, world) -> Path:
+    with ExitStack() as held:  # the main process's lock on --out, released when training ends
+        return _train_held(cfg, world, held)
+
+
+def _train_held(cfg: TrainConfig, world, held: ExitStack) -> Path:
     out = Path(cfg.out)
     res = resolve(cfg)
     cfg = settled(cfg, res.meta)
     err = None
     if world.main:
         try:
-            _prepare_out(out, res.checkpoint is not None)
+            _prepare_out(out, res.checkpoint is not None, held)
         except EqbenchError as e:
             err = str(e)
     err = dist.broadcast(world, err)
