@@ -83,6 +83,8 @@ def run(a: argparse.Namespace) -> int:
         doc = run_eval(cfg, progress=progress)
     except CellErrors as e:  # the other cells are written: finish the run, then fail
         doc, failed = e.doc, e
+        if not cfg.results_path.exists():
+            raise
     print(text_table(doc))
     print(f"wrote {cfg.results_path}")
     bad = list(failed.failed) if failed else []

@@ -116,7 +116,8 @@ def _run_locked(cfg: RunConfig, progress) -> dict:
                 if progress:
                     progress(mname, ds, scale, cell)
             del model
-    write_json_atomic(path, doc)
+    if doc["rows"] or path.exists():  # a run that scored nothing leaves no results file behind
+        write_json_atomic(path, doc)
     if failed:
         raise CellErrors(failed, str(path), doc)
     return doc
