@@ -249,9 +249,10 @@ def analysis_config(cfg: RunConfig, methods: tuple[str, ...]):
     opts = {**RUN_ANALYSIS_DEFAULTS, **dict(cfg.analysis_options)}
     for k in ("memory_scale", "timing_scale"):
         if k in opts:
-            opts[k] = parse_scale(str(opts[k]))
+            opts[k] = parse_scale(opts[k])
     if "input_sizes" in opts:
-        opts["input_sizes"] = tuple(int(n) for n in opts["input_sizes"])
+        sizes = opts["input_sizes"]
+        opts["input_sizes"] = tuple(int(n) for n in (sizes if isinstance(sizes, (list, tuple)) else [sizes]))
     return AnalysisConfig(
         methods=methods, scales=cfg.scales, datasets=cfg.datasets, protocol=cfg.protocol, out=cfg.out,
         data_root=cfg.data_root, limit=cfg.limit, device=cfg.device, seed=cfg.seed,

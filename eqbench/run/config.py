@@ -93,14 +93,7 @@ def load_yaml(path: str | Path) -> dict:
     for k in data:
         if k not in DEFAULTS or k in ("resume", "force"):
             raise unknown_name(f"option in {p}:", k, [d for d in DEFAULTS if d not in ("resume", "force")])
-    for k in ("methods", "datasets", "scales", "analyses"):
-        if isinstance(data.get(k), (str, int, float)):
-            data[k] = [data[k]]
-    if "weights" in data and not isinstance(data["weights"], dict):
-        raise EqbenchError(f"{p}: weights must be a mapping METHOD: PATH")
-    for k in data.get("analysis_options") or {}:
-        if k not in ANALYSIS_OPTIONS:
-            raise unknown_name(f"analysis option in {p}:", k, ANALYSIS_OPTIONS)
+    data = check_types(data, p)
     # Relative paths in the file are relative to the file, so a config works from any folder.
     for k in ("out", "data_root"):
         if data.get(k) is not None:
@@ -109,6 +102,75 @@ def load_yaml(path: str | Path) -> dict:
                        for m, v in (data.get("weights") or {}).items()}  # fmt: skip
     data["scales"] = [str(s) for s in data.get("scales", DEFAULTS["scales"])]
     return data
+
+
+# The type of every key a YAML file may set: "names" is a name or a list of names, "scales" a scale or a
+# list of scales (2, 2.75, "1.5x4" or [1.5, 4]), "path" a string; None is allowed where the default is None.
+OPTION_TYPES: dict[str, str] = {
+    "methods": "names", "datasets": "names", "scales": "scales", "protocol": "str", "size": "str",
+    "weights": "weights", "limit": "int", "device": "str", "seed": "int", "out": "path", "data_root": "path",
+    "random_init": "bool", "analyses": "names", "report": "bool", "analysis_options": "mapping",
+    "results_name": "str",
+}  # fmt: skip
+ANALYSIS_OPTION_TYPES: dict[str, str] = {
+    "eq_crop": "int", "crops": "int", "crop_size": "int", "batch_size": "int", "input_sizes": "ints",
+    "memory_input": "int", "memory_scale": "scale", "timing_scale": "scale", "min_run_time": "number",
+    "min_measurements": "int", "timing": "bool", "timing_limit": "int",
+}  # fmt: skip
+_WHAT = {"names": "a name or a list of names", "scales": "a scale (2, 2.75, 1.5x4) or a list of scales",
+         "str": "a string", "path": "a path (a string; quote it)", "int": "a whole number",
+         "bool": "true or false", "mapping": "a mapping of option names to values", "ints": "a list of whole "
+         "numbers", "scale": "a scale (2, 2.75, 1.5x4)", "number": "a number",
+         "weights": "a mapping METHOD: PATH"}  # fmt: skip
+
+
+def _is_scale(v) -> bool:
+    if isinstance(v, list):
+        return len(v) == 2 and all(_is_number(x) for x in v)
+    return _is_number(v) or isinstance(v, str)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _fits(kind: str, v) -> bool:
+    checks = {
+        "names": lambda: isinstance(v, str) or (isinstance(v, list) and bool(v) and all(isinstance(x, str) for x in v)),
+        "scales": lambda: _is_scale(v) or (isinstance(v, list) and bool(v) and all(_is_scale(x) for x in v)),
+        "str": lambda: isinstance(v, str), "path": lambda: isinstance(v, str) and bool(v.strip()),
+        "int": lambda: isinstance(v, int) and not isinstance(v, bool), "bool": lambda: isinstance(v, bool),
+        "mapping": lambda: isinstance(v, dict), "scale": lambda: _is_scale(v), "number": lambda: _is_number(v),
+        "ints": lambda: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, list) and bool(v) and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in v)),
+        "weights": lambda: isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()),
+    }  # fmt: skip
+    return checks[kind]()
+
+
+def check_types(data: dict, path: Path) -> dict:
+    """Every key of a YAML run configuration checked against OPTION_TYPES (one error naming the key, the
+    value and the expected type); returns the data with single names/scales turned into lists."""
+    for key, v in data.items():
+        kind = OPTION_TYPES[key]
+        if v is None and DEFAULTS.get(key) is None:
+            continue
+        if not _fits(kind, v):
+            raise EqbenchError(f"{path}: {key} must be {_WHAT[kind]}, got {v!r}")
+    for key, v in (data.get("analysis_options") or {}).items():
+        if key not in ANALYSIS_OPTION_TYPES:
+            raise unknown_name(f"analysis option in {path}:", key, ANALYSIS_OPTIONS)
+        kind = ANALYSIS_OPTION_TYPES[key]
+        if not ((v is None and key in ("eq_crop", "timing_limit")) or _fits(kind, v)):
+            raise EqbenchError(f"{path}: analysis_options.{key} must be {_WHAT[kind]}, got {v!r}")
+    out = dict(data)
+    for key in ("methods", "datasets", "scales", "analyses"):
+        v = out.get(key)
+        if v is not None and not isinstance(v, list):  # `scales: [1.5, 4]` is two scales; one pair: [[1.5, 4]]
+            out[key] = [v]
+    if isinstance(out.get("scales"), list):
+        out["scales"] = [f"{x[0]}x{x[1]}" if isinstance(x, list) else x for x in out["scales"]]
+    return out
 
 
 def merge(cli: dict, file: dict) -> dict:
