@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EqbenchError
-
-PARAMETER_FREE = ("bicubic",)
+from ..method import PARAMETER_FREE  # noqa: F401  (re-exported: callers import it from here)
 
 
 @dataclass(frozen=True)

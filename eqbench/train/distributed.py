@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..errors import EqbenchError
-
 
 @dataclass(frozen=True)
 class World:
