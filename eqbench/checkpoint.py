@@ -39,6 +39,8 @@ def _sniff(path: Path) -> str | None:
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
+        text = ""
+    if not text or not all(c.isprintable() or c.isspace() for c in text):
         return f"it is not a PyTorch checkpoint (unknown format, first bytes {head[:8].hex(' ')})"
     first = text.strip().splitlines()[0][:40] if text.strip() else ""
     return f"it is a text file, not a PyTorch checkpoint (it starts with {first!r})"
