@@ -46,6 +46,28 @@ def _sniff(path: Path) -> str | None:
     return f"it is a text file, not a PyTorch checkpoint (it starts with {first!r})"
 
 
+def check_weights_file(path: str | Path) -> None:
+    """Cheap checks before any work (a header, not the tensors): the file exists and looks like weights.
+    Whether its keys fit the method is known only when it is loaded."""
+    path = Path(path)
+    if path.is_dir():
+        raise EqbenchError(f"weights {path} is a folder; give the weights file in it (e.g. final.safetensors)")
+    if not path.is_file():
+        raise EqbenchError(f"weights file not found: {path}; check the path")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                f.keys()
+        except (SafetensorError, OSError, ValueError) as e:
+            raise EqbenchError(f"cannot read {path}: corrupt safetensors file ({e})") from None
+        return
+    why = _sniff(path)
+    if why:
+        raise EqbenchError(f"cannot read checkpoint {path}: {why}; pass the .pth/.pt weights file itself")
+
+
 def torch_load_safe(path: str | Path) -> object:
     path = Path(path)
     if not path.is_file():

@@ -100,6 +100,10 @@ def load_results(path: str | os.PathLike) -> dict:
             doc = json.load(f)
     except FileNotFoundError:
         raise EqbenchError(f"results file not found: {path}") from None
+    except IsADirectoryError:
+        raise EqbenchError(f"{path} is a folder; give the results.json in it") from None
+    except PermissionError:
+        raise EqbenchError(f"cannot read {path}: permission denied") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise EqbenchError(f"{path} is corrupt or truncated (not valid JSON: {e}); re-run to regenerate it") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:

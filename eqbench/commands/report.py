@@ -30,6 +30,10 @@ def run(a: argparse.Namespace) -> int:
     from ..report.tables import render_tables
     from ..results import load_results
 
+    if a.metric not in METRICS:  # checked for every format (html ignores it, but a typo is still a typo)
+        from ..errors import unknown_name
+
+        raise unknown_name("metric", a.metric, METRICS)
     doc = load_results(a.results)
     if a.format == "html":
         from ..report.html import render
@@ -39,10 +43,6 @@ def run(a: argparse.Namespace) -> int:
         _write(out, html)
         print(f"wrote {out}")
         return 0
-    if a.metric not in METRICS:
-        from ..errors import unknown_name
-
-        raise unknown_name("metric", a.metric, METRICS)
     text = render_tables(doc, a.metric, a.format)
     if not text:
         raise EqbenchError(f"{a.results} has no {a.metric!r} rows")
@@ -62,7 +62,9 @@ def _write(out: Path, text: str) -> None:
     if out.is_dir():
         raise EqbenchError(f"-o {out} is a folder; give a file name such as {out / 'report.html'}")
     parent = out.parent
-    if not parent.is_dir():
-        raise EqbenchError(f"the folder of -o {out} does not exist; create it or choose another -o")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EqbenchError(f"cannot create the folder of -o {out}: {e.strerror}; choose another -o") from None
     with output_lock(parent, out.name, what="eqbench report"):
         write_text_atomic(out, text)

@@ -170,7 +170,22 @@ def check_types(data: dict, path: Path) -> dict:
             out[key] = [v]
     if isinstance(out.get("scales"), list):
         out["scales"] = [f"{x[0]}x{x[1]}" if isinstance(x, list) else x for x in out["scales"]]
+        _parse_all(out["scales"], path, "scales")
+    for key in ("memory_scale", "timing_scale"):
+        if key in (out.get("analysis_options") or {}):
+            _parse_all([out["analysis_options"][key]], path, f"analysis_options.{key}")
     return out
+
+
+def _parse_all(values: list, path: Path, key: str) -> None:
+    """Parse every scale of the file now, so a bad one is an error even where the command line overrides it."""
+    from ..scales import parse_scale
+
+    for v in values:
+        try:
+            parse_scale(v)
+        except EqbenchError as e:
+            raise EqbenchError(f"{path}: {key}: {e}") from None
 
 
 def merge(cli: dict, file: dict) -> dict:

@@ -95,9 +95,12 @@ def resolve_models(requested: list[str], *, weights: dict[str, str], size: str |
 
 
 def _check_weights_file(method: str, path: str) -> None:
+    from ..checkpoint import check_weights_file
+
     p = Path(path)
     if p.is_dir():
         raise EqbenchError(f"--weights {method}={path} is a folder; give the weights file in it "
                            "(e.g. final.safetensors)")
     if not p.is_file():
         raise EqbenchError(f"--weights {method}={path}: file not found; check the path")
+    check_weights_file(p)
