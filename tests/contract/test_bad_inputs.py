@@ -66,7 +66,25 @@ def world(tmp_path_factory):
     (w / "bad").mkdir()
     for name, data in files.items():
         (w / "bad" / name).write_bytes(data)
+    # Data roots whose Set5 holds one bad image next to a good one.
+    png = (w / "data" / "Set5" / "im0.png").read_bytes()
+    for root, name, data in (("truncated", "x.png", png[: len(png) // 2]), ("notimage", "x.png", b"not a png"),
+                             ("empty", "x.png", b""), ("bomb", "x.png", _bomb_png())):
+        (w / "roots" / root / "Set5").mkdir(parents=True)
+        (w / "roots" / root / "Set5" / "im0.png").write_bytes(png)
+        (w / "roots" / root / "Set5" / name).write_bytes(data)
     return w
+
+
+def _bomb_png() -> bytes:
+    import struct
+    import zlib
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
 
 
 def _cases(w: Path) -> list[tuple[str, str, list[str]]]:
@@ -146,6 +164,10 @@ def _cases(w: Path) -> list[tuple[str, str, list[str]]]:
         "train": ["train", "--method", "liif", "--size", "tiny", "--train-data", "Set5", "--data-root", data,
                   "--iters", "1", "--out", str(w / "train"), "--no-progress"],
     }
+    roots = [["--data-root", str(w / "roots" / r)] for r in ("truncated", "notimage", "empty", "bomb")]
+    roots += [["--data-root", str(w / "nosuch")], ["--data-root", str(bad / "afile")]]
+    for cmd in ("run", "analyze", "train"):
+        mut[cmd]["data"] = roots
     cases = [(cmd, kind, base[cmd] + m) for cmd, kinds in mut.items() for kind, ms in kinds.items() for m in ms]
     # Pairs of mutations of `run` (two things wrong at once: still one line, still nothing written).
     r = random.Random(21)
@@ -190,7 +212,7 @@ def test_bad_inputs_property(world, capsys, monkeypatch):
     for (cmd, kind, status), n in sorted(outcomes.items()):
         print(f"  {cmd:>9} {kind:<14} {status:<6} {n}")
     assert not failures, "\n".join(failures)
-    assert total >= 150
+    assert total >= 180
 
 
 @pytest.mark.parametrize("argv", [
