@@ -7,6 +7,7 @@ that carry code. Key mismatches become one error naming what is missing and what
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -22,16 +23,69 @@ def _summ(keys: list[str], n: int = 4) -> str:
     return ", ".join(keys[:n]) + more
 
 
+def _sniff(path: Path) -> str | None:
+    """Why `path` cannot be a PyTorch checkpoint (None if its first bytes fit one)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise EqbenchError(f"cannot read checkpoint {path}: {e.strerror}") from None
+    if not head:
+        return "it is empty"
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch's zip format, or a legacy pickle
+        return None
+    if head.startswith(b"\x89HDF") or head.startswith(b"\x93NUMPY"):
+        return "it is an HDF5/NumPy file, not a PyTorch checkpoint"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if not text or not all(c.isprintable() or c.isspace() for c in text):
+        return f"it is not a PyTorch checkpoint (unknown format, first bytes {head[:8].hex(' ')})"
+    first = text.strip().splitlines()[0][:40] if text.strip() else ""
+    return f"it is a text file, not a PyTorch checkpoint (it starts with {first!r})"
+
+
+def check_weights_file(path: str | Path) -> None:
+    """Cheap checks before any work (a header, not the tensors): the file exists and looks like weights.
+    Whether its keys fit the method is known only when it is loaded."""
+    path = Path(path)
+    if path.is_dir():
+        raise EqbenchError(f"weights {path} is a folder; give the weights file in it (e.g. final.safetensors)")
+    if not path.is_file():
+        raise EqbenchError(f"weights file not found: {path}; check the path")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                f.keys()
+        except (SafetensorError, OSError, ValueError) as e:
+            raise EqbenchError(f"cannot read {path}: corrupt safetensors file ({e})") from None
+        return
+    why = _sniff(path)
+    if why:
+        raise EqbenchError(f"cannot read checkpoint {path}: {why}; pass the .pth/.pt weights file itself")
+
+
 def torch_load_safe(path: str | Path) -> object:
     path = Path(path)
     if not path.is_file():
         raise EqbenchError(f"checkpoint not found: {path}")
+    why = _sniff(path)
+    if why:
+        raise EqbenchError(f"cannot read checkpoint {path}: {why}; pass the .pth/.pt weights file itself")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's pickle-protocol notes: the outcome is reported below
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise EqbenchError(f"{path} is not a plain weights file (it needs code to unpickle: {str(e)[:120]}); "
-                           "refusing to load it. Re-save it as a state_dict or safetensors") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        if "Weights only load failed" not in str(e):
+            raise EqbenchError(f"cannot read checkpoint {path}: a damaged pickle ({str(e)[:80]})") from None
+        raise EqbenchError(f"{path} is not a plain weights file (it needs code to unpickle); refusing to load "
+                           "it. Re-save it as a state_dict or safetensors") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError,
+            TypeError, AttributeError, MemoryError) as e:
         raise EqbenchError(f"cannot read checkpoint {path}: corrupt or not a torch file ({str(e)[:120]})") from None
 
 

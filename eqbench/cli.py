@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 import warnings
 
 from .commands import MODULES
 from .errors import EqbenchError
+
+# Environment problems of the output folder: reported as one line like any EqbenchError.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
 def _modules():
@@ -48,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     except EqbenchError as e:
         print(f"eqbench: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        if e.errno not in WRITE_ERRNOS:
+            raise
+        # A write outside the atomic results writer (figures, checkpoints, logs): one line, no traceback.
+        where = f" {e.filename}" if e.filename else ""
+        print(f"eqbench: error: cannot write{where}: {e.strerror}; free disk space, fix the permissions or "
+              "choose another output folder", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("eqbench: interrupted; finished cells are saved (continue with --resume)", file=sys.stderr)
         return 130

@@ -36,3 +36,49 @@ def suggest(name: str, choices: Iterable[str]) -> str:
 def unknown_name(kind: str, name: str, choices: Iterable[str]) -> EqbenchError:
     choices = sorted(choices)
     return EqbenchError(f"unknown {kind} {name!r}{suggest(name, choices)}; known: {', '.join(choices)}")
+
+
+class NonFiniteOutput(EqbenchError):
+    """A model produced NaN or Inf on one input: the cell it belongs to is not scored."""
+
+
+def check_finite(t, what: str) -> None:
+    """Raise NonFiniteOutput naming `what` when tensor `t` holds NaN or Inf."""
+    import torch
+
+    if not bool(torch.isfinite(t).all()):
+        kind = "NaN" if bool(torch.isnan(t).any()) else "Inf"
+        raise NonFiniteOutput(f"{what}: the model output holds {kind} values; nothing was scored for it "
+                              "(check the weights, e.g. a diverged or corrupt checkpoint)")
+
+
+class NoScorableImage(EqbenchError):
+    """Every image of a cell was too small for its scale: the cell is not scored."""
+
+
+class CellErrors(EqbenchError):
+    """Some cells failed (each already reported on its own line); the others were written."""
+
+    def __init__(self, failed: list[str], where: str, doc: dict | None = None) -> None:
+        self.failed, self.doc = list(failed), doc
+        super().__init__(f"{len(failed)} cell(s) not scored ({'; '.join(failed[:4])}"
+                         f"{' ...' if len(failed) > 4 else ''}); the other cells are in {where}")
+
+
+def report_cell_error(cell: str, e: Exception) -> str:
+    """Print one error line for a failed cell now (the job goes on with the other cells); returns `cell`."""
+    import sys
+
+    print(f"eqbench: error: {cell}: {e}", file=sys.stderr)
+    return cell
+
+
+def output_error(path, e: OSError) -> EqbenchError:
+    """One line for a failed write: what, why, and the fix (the previous file, if any, is intact)."""
+    import errno
+
+    fix = {errno.ENOSPC: "free disk space", errno.EDQUOT: "free disk space (quota exceeded)",
+           errno.EROFS: "the file system is read-only", errno.EACCES: "fix the folder's permissions",
+           errno.EPERM: "fix the folder's permissions"}.get(e.errno, "check the folder")  # fmt: skip
+    return EqbenchError(f"cannot write {path}: {e.strerror or e}; {fix} or choose another output folder "
+                        "(files already written there are unchanged)")

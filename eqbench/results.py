@@ -32,7 +32,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import EqbenchError
+from .errors import EqbenchError, output_error
 
 SCHEMA = "eqbench.results"
 
@@ -66,7 +66,16 @@ def write_json_atomic(path: str | os.PathLike, doc: dict) -> None:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` atomically; a full disk or a read-only folder is one EqbenchError and leaves
+    any previous file at `path` untouched."""
     path = Path(path)
+    try:
+        _write_text_atomic(path, text)
+    except OSError as e:
+        raise output_error(path, e) from None
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -91,6 +100,10 @@ def load_results(path: str | os.PathLike) -> dict:
             doc = json.load(f)
     except FileNotFoundError:
         raise EqbenchError(f"results file not found: {path}") from None
+    except IsADirectoryError:
+        raise EqbenchError(f"{path} is a folder; give the results.json in it") from None
+    except PermissionError:
+        raise EqbenchError(f"cannot read {path}: permission denied") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise EqbenchError(f"{path} is corrupt or truncated (not valid JSON: {e}); re-run to regenerate it") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
@@ -101,7 +114,41 @@ def load_results(path: str | os.PathLike) -> dict:
                            f"({SCHEMA_VERSION}); upgrade eqbench")
     if not isinstance(doc.get("rows"), list):
         raise EqbenchError(f"{path} has no 'rows' list; the file is damaged")
+    for i, row in enumerate(doc["rows"]):
+        problem = row_problem(row)
+        if problem:
+            raise EqbenchError(f"{path}: row {i} is malformed ({problem}); the file is damaged: restore it or "
+                               "re-run to regenerate it")
     return doc
+
+
+_NON_FINITE = ("nan", "inf", "-inf")
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def row_problem(row) -> str | None:
+    """Why a results row cannot be read (None when it is well formed): every reader (report, compare,
+    --resume, analyses) relies on these fields and types."""
+    if not isinstance(row, dict):
+        return f"a {type(row).__name__}, not a mapping"
+    for key in ("method", "dataset", "metric", "protocol"):
+        if not isinstance(row.get(key), str):
+            return f"{key!r} is {'missing' if key not in row else repr(row[key])}, not a name"
+    if "kind" in row and not isinstance(row["kind"], str):
+        return f"'kind' is {row['kind']!r}, not a name"
+    scale = row.get("scale")
+    if not (isinstance(scale, list) and len(scale) == 2 and all(_number(x) and x >= 1 for x in scale)):
+        return f"'scale' is {'missing' if 'scale' not in row else repr(scale)}, not [h, w] with factors >= 1"
+    value = row.get("value")
+    if not (_number(value) or value in _NON_FINITE):
+        return f"'value' is {'missing' if 'value' not in row else repr(value)}, not a number"
+    images = row.get("images", {})
+    if not isinstance(images, dict) or not all(_number(v) or v in _NON_FINITE for v in images.values()):
+        return "'images' is not a mapping of image names to numbers"
+    return None
 
 
 def rows_frame(doc: dict):

@@ -34,7 +34,8 @@ class Scale:
 
 
 def _fmt(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+    # Integers as integers up to 1e6 ('300', not '3e+02'); beyond, %g keeps a huge scale readable.
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e6 else f"{v:g}"
 
 
 def _factor(text: str, whole: str) -> float:

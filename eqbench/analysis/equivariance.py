@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from ..data.pairs import TooSmall, hr_length, lr_length, make_pair, shave_for
-from ..errors import EqbenchError, EqbenchWarning
+from ..errors import EqbenchError, EqbenchWarning, NoScorableImage, check_finite
 from ..metrics.color import to_single_channel
 from ..metrics.core import luma, psnr, shave_border
 from ..protocol import EvalProtocol, get_protocol
@@ -156,8 +156,10 @@ def eq_s_image(
     if pair.out_size != (H, W):
         raise AssertionError(f"{name}: protocol crop {pair.out_size} != EQ_S crop {(H, W)}")
     left = _run(method, pair.lr, (H, W), device, dtype)  # phi(f(x))
+    check_finite(left, f"image {name} at x{scale.label()}")
     x01 = (pair.hr / 255.0).expand(3, -1, -1)  # the scoring-domain HR: RGB, or its single channel
     up = _run(method, x01, up_size, device, dtype)  # phi(x)
+    check_finite(up, f"image {name} at x{scale.label()} (upsampling the HR image)")
     up8 = _to_uint8(to_single_channel(up) if pair.single_channel else up)
     right_pair = make_pair(name, up8, scale, protocol)  # f(phi(x))
     if right_pair.out_size != up_size or tuple(right_pair.lr.shape[-2:]) != (H, W):
@@ -180,7 +182,7 @@ def eq_s_details(method, hr_images, scale, *, protocol: str | EvalProtocol = "ma
         >>> import numpy as np
         >>> from eqbench.method import create_method
         >>> noise = np.random.default_rng(0).integers(0, 256, (41, 40, 3), dtype=np.uint8)
-        >>> r = eq_s_details(create_method("bicubic"), [("noise", noise)], 2)
+        >>> r = eq_s_details(create_method('bicubic'), [("noise", noise)], 2)
         >>> r.crops["noise"], sorted(r.per_image["noise"])  # x2: the modcrop of 41 x 40
         ((40, 40), ['eq-s', 'psnr-y'])
         >>> r.per_image["noise"]["eq-s"] < 100.0  # bicubic is not exactly scale-equivariant
@@ -200,12 +202,13 @@ def eq_s_details(method, hr_images, scale, *, protocol: str | EvalProtocol = "ma
         try:
             res.per_image[name], res.crops[name] = eq_s_image(method, name, img, scale, protocol, device=device)
         except TooSmall as e:
-            warnings.warn(f"skipping {name}: {e}", EqbenchWarning, stacklevel=2)
+            msg = str(e) if str(e).startswith(f"{name}:") else f"{name}: {e}"
+            warnings.warn(f"skipping {msg}", EqbenchWarning, stacklevel=2)
             res.skipped.append(name)
     if not res.per_image:
-        raise EqbenchError(
+        raise NoScorableImage(
             f"EQ_S at scale {scale.label()}: all {len(images)} images are too small for an exact crop "
-            f"(it needs at least {need[0]}x{need[1]} pixels)"
+            f"(it needs at least {need[0]}x{need[1]} pixels plus the {shave_for(scale)[1]}-pixel border shave)"
         )
     return res
 

@@ -6,17 +6,27 @@ Agg canvas renders them), with seaborn for the heatmaps.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import output_error
+
 
 def _save(fig, stem: Path) -> list[Path]:
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    """PNG and SVG, each written to a temporary file and renamed (a full disk leaves old figures intact)."""
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     for p in paths:
-        fig.savefig(p, dpi=150, bbox_inches="tight")
+        tmp = p.with_name(f".{p.name}.tmp")
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=p.suffix[1:])
+            os.replace(tmp, p)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise output_error(p, e) from None
     return paths
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import EqbenchError
+from ..errors import EqbenchError, check_finite
 from ..scales import Scale, parse_scale
 from .cka import GramStore, gram_linear
 
@@ -152,6 +152,7 @@ def collect_grams(
             if missing:
                 raise EqbenchError(f"feature taps {missing} did not run during upsample at {s}")
             for t in taps:
+                check_finite(grams[t], f"feature tap {t} at x{s.label()} (crops {sl.start}-{sl.stop - 1})")
                 store.add((label, s.label(), t), b, grams[t])
     return taps
 

@@ -32,31 +32,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> int:
     from ..metrics import METRICS
     from ..report.tables import render_tables
-    from ..results import load_results, write_text_atomic
+    from ..results import load_results
 
     if a.sensitivity:
         return _sensitivity(a)
     if len(a.results) > 1:
         raise EqbenchError("several results files make a protocol sensitivity view: add --sensitivity METHOD")
     a.results = a.results[0]
+    if a.metric not in METRICS:  # checked for every format (html ignores it, but a typo is still a typo)
+        from ..errors import unknown_name
+
+        raise unknown_name("metric", a.metric, METRICS)
     doc = load_results(a.results)
     if a.format == "html":
         from ..report.html import render
 
         html = render(doc, reference=a.reference, published=not a.no_published)
         out = Path(a.output) if a.output else Path(a.results).with_name("report.html")
-        write_text_atomic(out, html)
+        _write(out, html)
         print(f"wrote {out}")
         return 0
-    if a.metric not in METRICS:
-        from ..errors import unknown_name
-
-        raise unknown_name("metric", a.metric, METRICS)
     text = render_tables(doc, a.metric, a.format)
     if not text:
         raise EqbenchError(f"{a.results} has no {a.metric!r} rows")
     if a.output:
-        write_text_atomic(Path(a.output), text)
+        _write(Path(a.output), text)
         print(f"wrote {a.output}")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -65,14 +65,30 @@ def run(a: argparse.Namespace) -> int:
 
 def _sensitivity(a: argparse.Namespace) -> int:
     from ..report import sensitivity as sens
-    from ..results import load_results, write_text_atomic
+    from ..results import load_results
 
     t = sens.sensitivity_table([load_results(r) for r in a.results], a.sensitivity, a.metric)
     text = {"md": sens.sensitivity_markdown, "csv": sens.sensitivity_csv, "html": sens.sensitivity_html}[a.format](t)
     if a.output or a.format == "html":
         out = Path(a.output) if a.output else Path(a.results[0]).with_name("sensitivity.html")
-        write_text_atomic(out, text)
+        _write(out, text)
         print(f"wrote {out}")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
+
+
+def _write(out: Path, text: str) -> None:
+    """Atomically, under the lock of that output file (two reports into one file: one waits)."""
+    from ..lock import output_lock
+    from ..results import write_text_atomic
+
+    if out.is_dir():
+        raise EqbenchError(f"-o {out} is a folder; give a file name such as {out / 'report.html'}")
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EqbenchError(f"cannot create the folder of -o {out}: {e.strerror}; choose another -o") from None
+    with output_lock(parent, out.name, what="eqbench report"):
+        write_text_atomic(out, text)

@@ -7,6 +7,8 @@ images are scored on their single channel (protocol.md), so they are not expande
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +19,51 @@ from ..errors import EqbenchError, EqbenchWarning
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".webp")
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    path = Path(path)
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """One EqbenchError line for every way reading an image can fail (and for decompression bombs)."""
     try:
-        with Image.open(path) as im:
-            im.load()
-            return _to_uint8(im, path)
+        with warnings.catch_warnings():
+            # PIL warns above MAX_IMAGE_PIXELS and raises above twice that: both are refused here (a
+            # decompression bomb, or an image far too large to super-resolve on this machine).
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
     except FileNotFoundError:
         raise EqbenchError(f"image not found: {path}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise EqbenchError(f"refusing image {path}: more than {Image.MAX_IMAGE_PIXELS} pixels, PIL's limit "
+                           "against decompression bombs; remove it or crop it to a sensible size") from None
+    except IsADirectoryError:
+        raise EqbenchError(f"cannot read image {path}: it is a folder") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise EqbenchError(f"cannot read image {path}: corrupt or truncated ({e}); re-download or remove it") from None
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    path = Path(path)
+    with _reading(path):
+        with Image.open(path) as im:
+            deep = _sixteen_bit_colour(im)
+            im.load()
+    if deep:
+        warnings.warn(f"{path}: 16-bit {im.mode} image reduced to 8 bits per channel", EqbenchWarning, stacklevel=2)
+    with _reading(path):
+        return _to_uint8(im, path)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(H, W) from the file header, without decoding the pixels; the same errors as `load_image`."""
+    path = Path(path)
+    with _reading(path), Image.open(path) as im:
+        return im.size[1], im.size[0]
+
+
+def _sixteen_bit_colour(im: Image.Image) -> bool:
+    """True for a 16-bit-per-channel colour file, which PIL silently reads as 8-bit RGB(A)."""
+    if im.mode not in ("RGB", "RGBA"):
+        return False
+    return any(";16" in str(getattr(t, "args", None) if not isinstance(t, tuple) else t[-1])
+               for t in (im.tile or []))
 
 
 def _to_uint8(im: Image.Image, path: Path) -> np.ndarray:

@@ -96,6 +96,10 @@ def make_pair(name: str, img: np.ndarray, scale: Scale, protocol: EvalProtocol) 
     (H, W), (h, w) = crop_sizes(img.shape[:2], scale, protocol)
     if min(h, w) < 1 or min(H, W) < 1:
         raise TooSmall(f"{name}: {img.shape[1]}x{img.shape[0]} is too small for scale {scale.label()}")
+    sh, sw = shave_for(scale)
+    if H <= 2 * sh or W <= 2 * sw:
+        raise TooSmall(f"{name}: {img.shape[1]}x{img.shape[0]} is too small for scale {scale.label()}: the "
+                       f"protocol's {sw}-pixel border shave leaves nothing to score")
     img = img[:H, :W]
     u8 = torch.tensor(img)  # an 8-bit copy: the caller's array may be read-only or strided
     u8 = u8.permute(2, 0, 1) if u8.dim() == 3 else u8.unsqueeze(0)

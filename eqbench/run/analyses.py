@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import NonFiniteOutput, NoScorableImage, report_cell_error
 from ..method import method_entry, reference_method
 from ..protocol import EvalProtocol
 from ..scales import Scale
@@ -81,10 +82,12 @@ def _build(name: str, cfg: AnalysisConfig):
     return cfg.spec(name).build(cfg.device, cfg.seed)
 
 
-def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> None:
+def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> list[str]:
+    """EQ_S curves; returns the cells whose model output was not finite (reported, not scored)."""
     from ..analysis.equivariance import EQ_S_MAX_DB, eq_s_details
     from ..analysis.plots import eq_s_curves
 
+    failed: list[str] = []
     data = {ds: [(n, centre_crop(im, cfg.options.eq_crop)) for n, im in _images(cfg, ds, store)]
             for ds in cfg.datasets}
     curves: dict[str, dict] = {ds: {} for ds in data}
@@ -93,7 +96,11 @@ def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> None:
         for ds, images in data.items():
             c = curves[ds].setdefault(m, {"scale": [], "eq-s": [], "psnr-y": []})
             for s in cfg.scales:
-                r = eq_s_details(model, images, s, protocol=cfg.protocol, device=cfg.device)
+                try:
+                    r = eq_s_details(model, images, s, protocol=cfg.protocol, device=cfg.device)
+                except (NonFiniteOutput, NoScorableImage) as e:
+                    failed.append(report_cell_error(f"equivariance {m} {ds} x{s.label()}", e))
+                    continue
                 store.add_rows([
                     {"kind": kind, "method": m, "dataset": ds, "scale": s.as_list(), "metric": metric,
                      "value": r.mean(metric), "n_images": len(r.per_image), "protocol": cfg.protocol.id,
@@ -113,29 +120,35 @@ def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> None:
         figs = eq_s_curves(c, cfg.out / "figures" / f"eq_s_{ds}", title=f"EQ_S on {ds} ({cfg.protocol.id})")
         doc = {"protocol": cfg.protocol.id, "curves": c, "figures": [str(p) for p in figs], "max_db": EQ_S_MAX_DB}
         store.set_analysis("equivariance", ds, doc, cfg.to_dict())
+    return failed
 
 
-def run_cka(cfg: AnalysisConfig, store: AnalysisStore) -> None:
+def run_cka(cfg: AnalysisConfig, store: AnalysisStore) -> list[str]:
+    """CKA heatmaps; returns the methods whose features were not finite (reported, left out)."""
     from ..analysis.cka import GramStore
     from ..analysis.taps import collect_grams, sample_crops
 
     o = cfg.options
     images = [im for ds in cfg.datasets for _, im in _images(cfg, ds, store)]
     crops = sample_crops(images, o.crops, o.crop_size, seed=cfg.seed)
-    grams, taps = GramStore(), {}
+    grams, taps, failed = GramStore(), {}, []
     for m in cfg.methods:
         model = _build(m, cfg)
-        taps[m] = collect_grams(grams, m, model, crops, cfg.scales, batch_size=o.batch_size, device=cfg.device)
+        try:
+            taps[m] = collect_grams(grams, m, model, crops, cfg.scales, batch_size=o.batch_size, device=cfg.device)
+        except NonFiniteOutput as e:
+            failed.append(report_cell_error(f"cka {m}", e))
         del model
         gc.collect()
     common = {"n_crops": o.crops, "estimator": "minibatch linear CKA (unbiased HSIC_1)",
               "config": cfg.to_dict(), "provenance": store.provenance}  # fmt: skip
-    entries = [e | common for m in cfg.methods for e in _cka_within(cfg, grams, m, taps[m])]
+    entries = [e | common for m in taps for e in _cka_within(cfg, grams, m, taps[m])]
     if o.between_methods:
         entries += [e | common for e in _cka_between(cfg, grams, taps)]
     for e in entries:
         e["figures"] = [str(p) for p in e.pop("_draw")()]
     store.put_entries("cka", entries, ("kind", "method", "methods", "scales"))
+    return failed
 
 
 def _heatmap(entry: dict, stem: str, out: Path, **labels) -> dict:
@@ -178,9 +191,9 @@ def _cka_between(cfg: AnalysisConfig, grams, taps: dict) -> list[dict]:
     """Every pair of methods at each scale: layer x layer CKA."""
     from ..analysis.taps import cross_matrix
 
-    out = []
-    for i, ma in enumerate(cfg.methods):
-        for mb in cfg.methods[i + 1 :]:
+    out, methods = [], list(taps)  # the methods whose features were finite
+    for i, ma in enumerate(methods):
+        for mb in methods[i + 1 :]:
             for s in cfg.scales:
                 lab = s.label()
                 out.append(_heatmap({"kind": "between-methods", "methods": [ma, mb], "scales": [lab, lab],
@@ -191,7 +204,7 @@ def _cka_between(cfg: AnalysisConfig, grams, taps: dict) -> list[dict]:
     return out
 
 
-def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> None:
+def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> list[str]:
     from ..analysis.profile import ProfileConfig, display_row, profile_method, table3
     from ..protocol import get_protocol
 
@@ -218,10 +231,11 @@ def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> None:
     table = table3(profiles)
     store.doc["analyses"]["profile_table"] = {"text": table, "methods": [p["method"] for p in profiles]}
     print(table)
+    return []
 
 
 # The job of each analysis named in config.ANALYSES (the one list of names, which the CLI offers).
-JOBS: dict[str, Callable[[AnalysisConfig, AnalysisStore], None]] = {
+JOBS: dict[str, Callable[[AnalysisConfig, AnalysisStore], list[str]]] = {
     "equivariance": run_equivariance, "cka": run_cka, "profile": run_profile}
 if tuple(JOBS) != ANALYSES:
     raise AssertionError(f"run/analyses.py JOBS {tuple(JOBS)} != run/config.py ANALYSES {ANALYSES}")
@@ -244,23 +258,37 @@ def analysis_config(cfg: RunConfig, name: str) -> AnalysisConfig | None:
                           seed=cfg.seed)  # fmt: skip
 
 
-def run_analyses(cfg: RunConfig) -> None:
-    for name in cfg.analyses:
-        acfg = analysis_config(cfg, name)
-        if acfg is None:
-            print(f"eqbench: {name} skipped: no method in this run it applies to", file=sys.stderr)
-            continue
-        print(f"eqbench: analysis {name} ({', '.join(acfg.methods)})", file=sys.stderr)
-        store = AnalysisStore(cfg.out, device=cfg.device, seed=cfg.seed, config={"analysis": name, **acfg.to_dict()},
-                              name=cfg.results_name)
-        JOBS[name](acfg, store)
-        store.save()
+def run_analyses(cfg: RunConfig) -> list[str]:
+    """Each analysis under the output lock; returns the cells that failed (each reported on its line)."""
+    from ..lock import make_out_folder, output_lock
+
+    failed: list[str] = []
+    make_out_folder(cfg.out)
+    with output_lock(cfg.out, cfg.results_name, what="eqbench analyses"):
+        for name in cfg.analyses:
+            failed += _run_analysis(cfg, name)
+    return failed
+
+
+def _run_analysis(cfg: RunConfig, name: str) -> list[str]:
+    acfg = analysis_config(cfg, name)
+    if acfg is None:
+        print(f"eqbench: {name} skipped: no method in this run it applies to", file=sys.stderr)
+        return []
+    print(f"eqbench: analysis {name} ({', '.join(acfg.methods)})", file=sys.stderr)
+    store = AnalysisStore(cfg.out, device=cfg.device, seed=cfg.seed, config={"analysis": name, **acfg.to_dict()},
+                          name=cfg.results_name)
+    failed = JOBS[name](acfg, store)
+    store.save()
+    return failed
 
 
 def write_report(results: Path, output: Path | None = None) -> Path:
+    from ..lock import output_lock
     from ..report.html import render
     from ..results import load_results, write_text_atomic
 
     out = output or results.with_name("report.html" if results.name == "results.json" else results.stem + ".html")
-    write_text_atomic(out, render(load_results(results)))
+    with output_lock(out.parent, out.name, what="eqbench report"):
+        write_text_atomic(out, render(load_results(results)))
     return out

@@ -97,7 +97,7 @@ class AnalysisOptions:
         v = dict(values)
         for k in ("memory_scale", "timing_scale"):
             if k in v and not isinstance(v[k], Scale):
-                v[k] = parse_scale(str(v[k]))
+                v[k] = parse_scale(v[k])
         if "input_sizes" in v:
             items = v["input_sizes"]
             v["input_sizes"] = tuple(items) if isinstance(items, (list, tuple)) else (items,)
@@ -185,13 +185,7 @@ def load_yaml(path: str | Path) -> dict:
     for k in data:
         if k not in DEFAULTS or k in ("resume", "force"):
             raise unknown_name(f"option in {p}:", k, [d for d in DEFAULTS if d not in ("resume", "force")])
-    for k in ("methods", "datasets", "scales", "analyses"):
-        if isinstance(data.get(k), (str, int, float)):
-            data[k] = [data[k]]
-    if "weights" in data and not isinstance(data["weights"], dict):
-        raise EqbenchError(f"{p}: weights must be a mapping METHOD: PATH")
-    if not isinstance(data.get("analysis_options") or {}, dict):
-        raise EqbenchError(f"{p}: analysis_options must be a mapping NAME: VALUE")
+    data = check_types(data, p)
     AnalysisOptions.from_mapping(data.get("analysis_options") or {}, where=f"{p}:")  # names and values, now
     # Relative paths in the file are relative to the file, so a config works from any folder.
     for k in ("out", "data_root"):
@@ -201,6 +195,86 @@ def load_yaml(path: str | Path) -> dict:
                        for m, v in (data.get("weights") or {}).items()}  # fmt: skip
     data["scales"] = [str(s) for s in data.get("scales", DEFAULTS["scales"])]
     return data
+
+
+# The type of every key a YAML file may set: "names" is a name or a list of names, "scales" a scale or a
+# list of scales (2, 2.75, "1.5x4" or [1.5, 4]), "path" a string; None is allowed where the default is None.
+OPTION_TYPES: dict[str, str] = {
+    "methods": "names", "datasets": "names", "scales": "scales", "protocol": "str", "size": "str",
+    "weights": "weights", "limit": "int", "device": "str", "seed": "int", "out": "path", "data_root": "path",
+    "random_init": "bool", "analyses": "names", "report": "bool", "analysis_options": "mapping",
+    "results_name": "str",
+}  # fmt: skip
+ANALYSIS_OPTION_TYPES: dict[str, str] = {
+    "eq_crop": "int", "crops": "int", "crop_size": "int", "batch_size": "int", "between_methods": "bool",
+    "input_sizes": "ints", "memory_input": "int", "memory_scale": "scale", "timing_scale": "scale",
+    "min_run_time": "number", "min_measurements": "int", "timing": "bool", "timing_limit": "int",
+}  # fmt: skip
+_WHAT = {"names": "a name or a list of names", "scales": "a scale (2, 2.75, 1.5x4) or a list of scales",
+         "str": "a string", "path": "a path (a string; quote it)", "int": "a whole number",
+         "bool": "true or false", "mapping": "a mapping of option names to values", "ints": "a list of whole "
+         "numbers", "scale": "a scale (2, 2.75, 1.5x4)", "number": "a number",
+         "weights": "a mapping METHOD: PATH"}  # fmt: skip
+
+
+def _is_scale(v) -> bool:
+    if isinstance(v, list):
+        return len(v) == 2 and all(_is_number(x) for x in v)
+    return _is_number(v) or isinstance(v, str)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _fits(kind: str, v) -> bool:
+    checks = {
+        "names": lambda: isinstance(v, str) or (isinstance(v, list) and bool(v) and all(isinstance(x, str) for x in v)),
+        "scales": lambda: _is_scale(v) or (isinstance(v, list) and bool(v) and all(_is_scale(x) for x in v)),
+        "str": lambda: isinstance(v, str), "path": lambda: isinstance(v, str) and bool(v.strip()),
+        "int": lambda: isinstance(v, int) and not isinstance(v, bool), "bool": lambda: isinstance(v, bool),
+        "mapping": lambda: isinstance(v, dict), "scale": lambda: _is_scale(v), "number": lambda: _is_number(v),
+        "ints": lambda: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, list) and bool(v) and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in v)),
+        "weights": lambda: isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()),
+    }  # fmt: skip
+    return checks[kind]()
+
+
+def check_types(data: dict, path: Path) -> dict:
+    """Every key of a YAML run configuration checked against OPTION_TYPES (one error naming the key, the
+    value and the expected type); returns the data with single names/scales turned into lists. The
+    analysis options' names and ranges are checked by AnalysisOptions.from_mapping."""
+    for key, v in data.items():
+        kind = OPTION_TYPES[key]
+        if v is None and DEFAULTS.get(key) is None:
+            continue
+        if not _fits(kind, v):
+            raise EqbenchError(f"{path}: {key} must be {_WHAT[kind]}, got {v!r}")
+    for key, v in (data.get("analysis_options") or {}).items():  # types here; names and ranges: AnalysisOptions
+        kind = ANALYSIS_OPTION_TYPES.get(key)
+        if kind and not ((v is None and key in ("eq_crop", "timing_limit")) or _fits(kind, v)):
+            raise EqbenchError(f"{path}: analysis_options.{key} must be {_WHAT[kind]}, got {v!r}")
+    out = dict(data)
+    for key in ("methods", "datasets", "scales", "analyses"):
+        v = out.get(key)
+        if v is not None and not isinstance(v, list):  # `scales: [1.5, 4]` is two scales; one pair: [[1.5, 4]]
+            out[key] = [v]
+    if isinstance(out.get("scales"), list):
+        out["scales"] = [f"{x[0]}x{x[1]}" if isinstance(x, list) else x for x in out["scales"]]
+        _parse_all(out["scales"], path, "scales")
+    return out
+
+
+def _parse_all(values: list, path: Path, key: str) -> None:
+    """Parse every scale of the file now, so a bad one is an error even where the command line overrides it."""
+    from ..scales import parse_scale
+
+    for v in values:
+        try:
+            parse_scale(v)
+        except EqbenchError as e:
+            raise EqbenchError(f"{path}: {key}: {e}") from None
 
 
 def merge(cli: dict, file: dict) -> dict:
@@ -241,6 +315,7 @@ def build_config(cli: dict, *, config_file: str | None = None, progress: bool = 
     Every name is validated here, before any work.
     """
     from ..data.datasets import default_datasets
+    from ..devices import check_device
     from ..protocol import get_protocol
     from ..scales import parse_scale
     from .models import resolve_models
@@ -252,6 +327,7 @@ def build_config(cli: dict, *, config_file: str | None = None, progress: bool = 
         raise EqbenchError("no methods: pass --methods NAME ... (or 'all'), or give `methods:` in --config")
     if o["limit"] is not None and o["limit"] < 1:
         raise EqbenchError("--limit must be a positive number of images")
+    device = check_device(o["device"])
     protocol = get_protocol(o["protocol"])
     scales = tuple(dict.fromkeys(parse_scale(str(s)) for s in o["scales"]))
     analyses = parse_analyses(o["analyses"], list(o["methods"]) == ["all"])
@@ -262,7 +338,7 @@ def build_config(cli: dict, *, config_file: str | None = None, progress: bool = 
     out = Path(o["out"]) if o["out"] else Path("runs") / time.strftime("eval-%Y%m%d-%H%M%S")
     return RunConfig(
         models=tuple(specs), datasets=tuple(dict.fromkeys(datasets)), scales=scales, protocol=protocol, out=out,
-        data_root=o["data_root"], limit=o["limit"], device=o["device"], seed=o["seed"], resume=bool(o["resume"]),
+        data_root=o["data_root"], limit=o["limit"], device=device, seed=o["seed"], resume=bool(o["resume"]),
         force=bool(o["force"]), analyses=analyses,
         analysis_options=AnalysisOptions.quick(**(o["analysis_options"] or {})),
         report=o["report"], progress=progress, config_file=config_file, results_name=_results_name(o),
@@ -283,6 +359,7 @@ def build_analyze_config(analysis: str, cli: dict, *, progress: bool = True) -> 
     Every name and value is validated here, before any work.
     """
     from ..data.datasets import default_datasets
+    from ..devices import check_device
     from ..protocol import get_protocol
     from .models import resolve_models
 
@@ -305,7 +382,7 @@ def build_analyze_config(analysis: str, cli: dict, *, progress: bool = True) -> 
         models=tuple(specs), datasets=tuple(dict.fromkeys(datasets)),
         scales=tuple(dict.fromkeys(parse_scale(str(s)) for s in cli.get("scales") or DEFAULTS["scales"])),
         protocol=get_protocol(cli.get("protocol") or DEFAULTS["protocol"]), out=out, data_root=cli.get("data_root"),
-        limit=cli.get("limit"), device=cli.get("device") or DEFAULTS["device"],
+        limit=cli.get("limit"), device=check_device(DEFAULTS["device"] if cli.get("device") is None else cli["device"]),
         seed=DEFAULTS["seed"] if cli.get("seed") is None else cli["seed"], analyses=(analysis,),
         analysis_options=options, evaluate=False, report=False, progress=progress,
     )  # fmt: skip

@@ -71,6 +71,7 @@ def resolve_models(requested: list[str], *, weights: dict[str, str], size: str |
         if not method_entry(n).learned:
             specs.append(ModelSpec(n, "paper", "parameter-free"))
         elif n in weights:
+            _check_weights_file(n, str(weights[n]))
             specs.append(ModelSpec(n, size or "paper", "user", str(weights[n])))
         elif random_init:
             specs.append(ModelSpec(n, size or "paper", "random"))
@@ -90,3 +91,15 @@ def resolve_models(requested: list[str], *, weights: dict[str, str], size: str |
 
         warnings.warn(f"skipping {', '.join(missing)}: {msg}", EqbenchWarning, stacklevel=2)
     return specs
+
+
+def _check_weights_file(method: str, path: str) -> None:
+    from ..checkpoint import check_weights_file
+
+    p = Path(path)
+    if p.is_dir():
+        raise EqbenchError(f"--weights {method}={path} is a folder; give the weights file in it "
+                           "(e.g. final.safetensors)")
+    if not p.is_file():
+        raise EqbenchError(f"--weights {method}={path}: file not found; check the path")
+    check_weights_file(p)

@@ -13,7 +13,8 @@ import warnings
 from .. import provenance
 from ..data.datasets import digest, load_catalog, locate
 from ..data.io import load_image
-from ..errors import EqbenchError, EqbenchWarning
+from ..errors import CellErrors, EqbenchError, EqbenchWarning, NonFiniteOutput, NoScorableImage, report_cell_error
+from ..lock import output_lock
 from ..method import method_entry
 from ..results import load_results, new_results, write_json_atomic
 from ..scoring import EVAL_METRICS
@@ -28,10 +29,6 @@ def validate(cfg: RunConfig) -> None:
     catalog = load_catalog()
     for d in cfg.datasets:
         locate(d, cfg.data_root, catalog)
-    results = cfg.results_path
-    if results.exists() and not (cfg.resume or cfg.force):
-        raise EqbenchError(f"{results} already holds a run; pass --resume to continue it, --force to "
-                           "overwrite it, or choose another --out")
     if cfg.out.exists() and not cfg.out.is_dir():
         raise EqbenchError(f"--out {cfg.out} exists and is not a folder")
     try:
@@ -42,12 +39,27 @@ def validate(cfg: RunConfig) -> None:
         raise EqbenchError(f"the output folder {cfg.out} is not writable")
 
 
+def _check_existing(cfg: RunConfig) -> None:
+    results = cfg.results_path
+    if results.exists() and not (cfg.resume or cfg.force):
+        raise EqbenchError(f"{results} already holds a run; pass --resume to continue it, --force to "
+                           "overwrite it, or choose another --out")
+
+
 def _cell_key(row: dict) -> tuple:
     return (row["method"], row["dataset"], tuple(row["scale"]), row["protocol"])
 
 
 def run(cfg: RunConfig, *, progress=None) -> dict:
+    """Evaluate every cell under the output lock; a cell whose model outputs NaN/Inf is not scored and
+    raises `CellErrors` after the other cells are written."""
     validate(cfg)
+    with output_lock(cfg.out, cfg.results_name, what="eqbench run"):
+        _check_existing(cfg)
+        return _run_locked(cfg, progress)
+
+
+def _run_locked(cfg: RunConfig, progress) -> dict:
     path = cfg.results_path
     if cfg.resume and path.exists():
         doc = load_results(path)
@@ -56,6 +68,7 @@ def run(cfg: RunConfig, *, progress=None) -> dict:
                                "use another --out")
     else:
         doc = new_results(provenance.collect(cfg.device, cfg.seed), cfg.to_dict())
+    failed: list[str] = []
     done = {_cell_key(r) for r in doc["rows"] if r.get("kind", "eval") == "eval"}
     catalog = load_catalog()
     models = doc.setdefault("models", {})
@@ -84,8 +97,13 @@ def run(cfg: RunConfig, *, progress=None) -> dict:
             model = spec.build(cfg.device, cfg.seed)
             for scale in todo:
                 bar = _bar(images, f"{mname} {ds} x{scale.label()}", cfg.progress)
-                cell = evaluate_images(model, bar, scale, cfg.protocol, device=cfg.device)
-                bar.close()
+                try:
+                    cell = evaluate_images(model, bar, scale, cfg.protocol, device=cfg.device)
+                except (NonFiniteOutput, NoScorableImage) as e:
+                    failed.append(report_cell_error(f"{mname} {ds} x{scale.label()}", e))
+                    continue
+                finally:
+                    bar.close()
                 for metric in EVAL_METRICS:
                     doc["rows"].append({
                         "kind": "eval", "method": mname, "dataset": ds, "scale": scale.as_list(),
@@ -98,7 +116,10 @@ def run(cfg: RunConfig, *, progress=None) -> dict:
                 if progress:
                     progress(mname, ds, scale, cell)
             del model
-    write_json_atomic(path, doc)
+    if doc["rows"] or path.exists():  # a run that scored nothing leaves no results file behind
+        write_json_atomic(path, doc)
+    if failed:
+        raise CellErrors(failed, str(path), doc)
     return doc
 
 

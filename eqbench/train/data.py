@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data import batches
 from ..data.datasets import default_cache_root, digest, locate
-from ..data.io import load_image
+from ..data.io import image_size, load_image
 from ..errors import EqbenchError, EqbenchWarning
 from .batch_kinds import batch_kind
 from .recipes import Phase, SamplerSpec
@@ -95,17 +95,6 @@ class ImageStore(Sequence):
         return img
 
 
-def _image_hw(path: Path) -> tuple[int, int]:
-    """(H, W) from the file header, without decoding the pixels."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return im.size[1], im.size[0]
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise EqbenchError(f"cannot read image {path}: corrupt or truncated ({e}); re-download or remove it") from None
-
-
 @dataclass
 class TrainImages:
     names: tuple[str, ...]
@@ -128,7 +117,7 @@ def load_train_images(names: tuple[str, ...], data_root, min_hw: tuple[int, int]
         st = locate(name, data_root)
         digests[name] = digest(st.files)
         for path in st.files:
-            h, w = _image_hw(path)
+            h, w = image_size(path)
             rel = path.relative_to(st.folder).as_posix()
             if h < min_hw[0] or w < min_hw[1]:
                 skipped.append(f"{name}/{rel}")

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..errors import EqbenchError
-
 
 @dataclass(frozen=True)
 class World:
@@ -33,13 +31,10 @@ class World:
 
 
 def _device(name: str, local_rank: int, distributed: bool) -> torch.device:
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise EqbenchError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
+    from ..devices import check_device
+
+    dev = torch.device(check_device(name))
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise EqbenchError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
         if distributed and dev.index is None:
             dev = torch.device("cuda", local_rank)
         torch.cuda.set_device(dev)

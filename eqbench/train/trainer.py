@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import torch
 from .. import __version__
 from ..checkpoint import load_state_dict_strict, load_weights
 from ..errors import EqbenchError
+from ..lock import output_lock
 from ..method import BackboneInit, create_method
 from ..provenance import git_state, now_iso
 from . import checkpoints as ck
@@ -40,9 +42,11 @@ from .validate import Validator
 FINAL = "final.safetensors"
 
 
-def _prepare_out(out: Path, resuming: bool) -> None:
+def _prepare_out(out: Path, resuming: bool, held: ExitStack) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
+        # One trainer per folder: a second one into the same --out waits briefly, then refuses.
+        held.enter_context(output_lock(out, "train", what="eqbench train"))
         probe = out / f".write-test-{random.getrandbits(32):08x}"
         probe.write_bytes(b"ok")
         probe.unlink()
@@ -55,6 +59,15 @@ def _prepare_out(out: Path, resuming: bool) -> None:
         raise EqbenchError(f"{out} already holds a training run ({last}); pass --resume to continue it or "
                            "choose another --out")
     ck.remove_partial(out)
+
+
+def _remove_if_only_lock(out: Path) -> None:
+    from ..lock import lock_path
+
+    lock = lock_path(out, "train")
+    if out.is_dir() and [p.name for p in out.iterdir()] == [lock.name]:
+        lock.unlink()
+        out.rmdir()
 
 
 def _initialise(method, cfg: TrainConfig) -> None:
@@ -109,7 +122,19 @@ def train(cfg: TrainConfig) -> Path:
 
 
 def _train(cfg: TrainConfig, world) -> Path:
-    plan = prepare(cfg, world)
+    with ExitStack() as held:  # the main process's lock on --out, released when training ends
+        return _train_held(cfg, world, held)
+
+
+def _train_held(cfg: TrainConfig, world, held: ExitStack) -> Path:
+    out = Path(cfg.out)
+    fresh = not out.exists()
+    try:
+        plan = prepare(cfg, world, held)
+    except EqbenchError:
+        if fresh and world.main:  # a run that never started leaves no folder behind (runs before the unlock)
+            held.callback(_remove_if_only_lock, out)
+        raise
     state = restore(plan)
     try:
         p_start = 0
@@ -150,11 +175,11 @@ class TrainState:
     log: TrainLog | None
 
 
-def _checked_out(out: Path, resuming: bool, world) -> None:
+def _checked_out(out: Path, resuming: bool, world, held: ExitStack) -> None:
     err = None
     if world.main:
         try:
-            _prepare_out(out, resuming)
+            _prepare_out(out, resuming, held)
         except EqbenchError as e:
             err = str(e)
     err = dist.broadcast(world, err)
@@ -172,12 +197,13 @@ def _load_phase_images(recipe: Recipe, cfg: TrainConfig) -> tuple[dict, dict]:
     return images, data_meta
 
 
-def prepare(cfg: TrainConfig, world) -> TrainPlan:
-    """Resolve the config, check the output folder, build and initialise the method, load the images."""
+def prepare(cfg: TrainConfig, world, held: ExitStack) -> TrainPlan:
+    """Resolve the config, check and lock the output folder (held until `held` closes), build and
+    initialise the method, load the images."""
     out = Path(cfg.out)
     res = resolve(cfg)
     cfg = settled(cfg, res.meta)
-    _checked_out(out, res.checkpoint is not None, world)
+    _checked_out(out, res.checkpoint is not None, world, held)
     _seed_all(res.seed)
     method = create_method(res.method, size=res.size, **res.options).to(world.device)
     recipe = build_recipe(cfg, res, method.query_modes)

@@ -96,7 +96,7 @@ def test_zoo_is_the_default_for_learned_methods(fake_zoo):
     spec = resolve_models(["liif"], weights={})[0]
     assert (spec.source, spec.size, spec.weights) == ("zoo", "tiny", str(fake_zoo.path))
     assert spec.describe()["sha256"] == fake_zoo.sha256
-    user = resolve_models(["liif"], weights={"liif": "x.pth"})[0]
+    user = resolve_models(["liif"], weights={"liif": str(fake_zoo.path)})[0]
     assert (user.source, user.size) == ("user", "paper")
     with pytest.raises(EqbenchError, match="no weights for liif at size paper"):
         resolve_models(["liif"], weights={}, size="paper")

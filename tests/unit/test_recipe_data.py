@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from eqbench.cli import main
 from eqbench.data.datasets import load_catalog
-from eqbench.train.table import RECIPES
+from eqbench.method import list_methods, method_entry
 
 
 def test_recipe_data_names_are_catalogue_entries():
     catalog = load_catalog()
     used = {}
-    for method, recipes in RECIPES.items():
-        for name, r in recipes.items():
+    for method in list_methods():
+        for name, r in method_entry(method).recipes.items():
             for phase in r["phases"]:
                 for d in phase.get("data", []):
                     used.setdefault(d, []).append(f"{method}/{name}")
