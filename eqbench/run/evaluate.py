@@ -44,6 +44,9 @@ def evaluate_images(method, images: Iterable[tuple[str, np.ndarray]], scale: Sca
                 continue
             lr = pair.lr.unsqueeze(0).to(device=device, dtype=dtype)
             sr = method.upsample(lr, pair.out_size, **upsample_kwargs)[0].to("cpu")
+            if not torch.isfinite(sr).all():
+                raise EqbenchError(f"method {method.method_name!r} returned NaN/Inf for image {name!r} at "
+                                   f"x{scale.label()}; nothing of this cell was scored")
             # sr is a fresh tensor (upsample clamps into a new one) only this loop holds: scoring may overwrite it.
             per_image[name] = score(sr, pair, protocol, overwrite=True)
     if not per_image:
