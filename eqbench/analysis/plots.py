@@ -6,6 +6,7 @@ Agg canvas renders them), with seaborn for the heatmaps.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +15,9 @@ import numpy as np
 
 def _save(fig, stem: Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    # Plugin specs (mypkg.models:make) and folder names may hold '.' and ':': not in a file stem or an href.
+    safe = re.sub(r"[^A-Za-z0-9_+=-]+", "_", stem.name)
+    paths = [stem.with_name(safe + ".png"), stem.with_name(safe + ".svg")]
     for p in paths:
         fig.savefig(p, dpi=150, bbox_inches="tight")
     return paths
