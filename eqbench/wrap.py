@@ -236,9 +236,13 @@ class CoordCellAdapter(Adapter):
         return self.denormalise(out.view(n, H, W, 3).permute(0, 3, 1, 2))
 
     def query_points(self, lr, coord, cell):
-        """LIIF's forward at the given coordinates, un-normalised, not clamped (for training)."""
-        x = self.normalise(lr)
+        """LIIF's forward at the given coordinates, un-normalised, not clamped (for training); computed in
+        the module's dtype, returned in the input's."""
+        dt = self.eval_dtype
+        x = self.normalise(lr.to(dt))
         self._encode(x)
-        y = self._checked(self._query(x, coord, cell), (*coord.shape[:-1], 3), "forward(x, coord, cell)")
-        return y * torch.as_tensor(self._std, dtype=y.dtype, device=y.device) + torch.as_tensor(
-            self._mean, dtype=y.dtype, device=y.device)
+        y = self._checked(self._query(x, coord.to(dt), cell.to(dt)), (*coord.shape[:-1], 3),
+                          "forward(x, coord, cell)")
+        y = y * torch.as_tensor(self._std, dtype=dt, device=y.device) + torch.as_tensor(
+            self._mean, dtype=dt, device=y.device)
+        return y.to(lr.dtype)

@@ -170,6 +170,11 @@ def test_folder_dataset_scores_like_the_named_set(tiny_root, tmp_path, capsys):
     code, _, err = _run(["run", "--methods", "bicubic", "--datasets", "Set5", tiny_root / "Set5", "--data-root",
                          tiny_root, "--out", tmp_path / "both"], capsys)
     assert code == 2 and "both named 'Set5'" in err
+    cfg = tiny_root.parent / "run.yaml"
+    cfg.write_text(f"methods: [bicubic]\ndatasets: [./{tiny_root.name}/Set5]\nscales: [2, 3.5]\n")
+    code, _, err = _run(["run", "--config", cfg, "--out", tmp_path / "yaml", "--no-report"], capsys)
+    assert code == 0, err  # a folder in a YAML config is relative to the file
+    assert _cells(tmp_path / "yaml" / "results.json") == _cells(outs["name"] / "results.json")
 
 
 def test_folder_dataset_is_recursive_and_names_must_be_unique(tiny_root, tmp_path):

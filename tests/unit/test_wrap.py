@@ -76,6 +76,13 @@ def test_coord_cell_query_points_is_liif_forward_unclamped(lr):
     coord = torch.tensor([[[-1.5, 0.0], [0.0, 0.0]]], dtype=torch.float64).expand(2, 2, 2)
     y = m.query_points(lr, coord, torch.full_like(coord, 0.1))
     assert y.shape == (2, 2, 3)
+    torch.testing.assert_close(y[:, 1], F.grid_sample(lr, torch.zeros(2, 1, 1, 2, dtype=lr.dtype),
+                                                      align_corners=False)[:, :, 0, 0])  # the image centre
+    # A float64 module trained on float32 batches: computed in the module's dtype, returned in the input's.
+    conv = eqbench.wrap(nn.Conv2d(3, 3, 1).double(), style="coord-cell", encode=None, query=None)
+    conv.net.forward = lambda x, c, cell: x.flatten(2).transpose(1, 2)[:, : c.shape[1]]
+    y32 = conv.query_points(lr.float(), coord.float(), torch.full_like(coord, 0.1).float())
+    assert y32.dtype == torch.float32
 
 
 def test_scale_style_passes_the_scale_and_checks_the_size(lr):
