@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from pathlib import Path
 
 from .. import provenance
 from ..data.datasets import digest, load_catalog, locate
@@ -85,6 +86,10 @@ def run(cfg: RunConfig, *, progress=None) -> dict:
         if st.spec.images != st.count:
             warnings.warn(f"dataset {ds}: found {st.count} images in {st.folder}, datasets.yaml expects "
                           f"{st.spec.images}", EqbenchWarning, stacklevel=2)
+        before = doc["datasets"].get(ds, {}).get("folder")
+        if before and Path(before).resolve() != Path(st.folder).resolve():
+            raise EqbenchError(f"{path} holds {ds} results from the folder {before}, not {st.folder}; use another "
+                               "--out (or --force to start over)")
         doc["datasets"][ds] = {"digest": digest(files), "n_files": len(files), "folder": str(st.folder),
                                "source": st.spec.source}
         images = [(p.stem, load_image(p)) for p in files]

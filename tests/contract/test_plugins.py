@@ -170,6 +170,12 @@ def test_folder_dataset_scores_like_the_named_set(tiny_root, tmp_path, capsys):
     code, _, err = _run(["run", "--methods", "bicubic", "--datasets", "Set5", tiny_root / "Set5", "--data-root",
                          tiny_root, "--out", tmp_path / "both"], capsys)
     assert code == 2 and "both named 'Set5'" in err
+    other = tmp_path / "elsewhere" / "Set5"
+    other.mkdir(parents=True)
+    (other / "im0.png").write_bytes((tiny_root / "Set5" / "im0.png").read_bytes())
+    code, _, err = _run(["run", "--methods", "bicubic", "--datasets", other, "--scales", "2", "--data-root", tiny_root,
+                         "--out", outs["name"], "--resume"], capsys)
+    assert code == 2 and "holds Set5 results from the folder" in err  # another folder of the same name
     cfg = tiny_root.parent / "run.yaml"
     cfg.write_text(f"methods: [bicubic]\ndatasets: [./{tiny_root.name}/Set5]\nscales: [2, 3.5]\n")
     code, _, err = _run(["run", "--config", cfg, "--out", tmp_path / "yaml", "--no-report"], capsys)
