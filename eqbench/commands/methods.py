@@ -20,10 +20,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
+    from ..errors import EqbenchError
     from ..method import list_methods, method_entry
 
     for n in a.names or list_methods():
-        e = method_entry(n)
+        try:
+            e = method_entry(n)
+        except EqbenchError as err:
+            if a.names:
+                raise
+            print(f"{n:<12} (broken plugin) {err}")  # listing everything: one broken package does not hide the rest
+            continue
         sizes = "/".join(e.sizes) if e.plugin is None else "-"
         print(f"{n:<12} sizes: {sizes:<11} options: {', '.join(e.options) or '-':<40} {e.description}"
               f"  [{e.origin}]")

@@ -128,6 +128,12 @@ def test_entry_points_listed_with_origin_and_clashes_named(tmp_path, monkeypatch
     monkeypatch.syspath_prepend(str(clash))
     code, _, err = _run(["methods"], capsys)
     assert code == 2 and "entry point of other 1.0" in err and "built-in method 'liif'" in err
+    (d / "entry_points.txt").write_text("[eqbench.methods]\nother-net = other.models:make\n")
+    code, stdout, _ = _run(["methods"], capsys)  # a package that does not import: its row says so, the rest lists
+    assert code == 0 and "mysr-implicit" in stdout
+    assert "other-net    (broken plugin) cannot import the entry point of other 1.0" in stdout
+    code, _, err = _run(["methods", "other-net"], capsys)
+    assert code == 2 and "no module named 'other'" in err
 
 
 def test_analyses_on_a_plugin_with_taps(tiny_root, tmp_path, monkeypatch, capsys):
@@ -152,6 +158,9 @@ def test_analyses_on_a_plugin_with_taps(tiny_root, tmp_path, monkeypatch, capsys
     prof = doc["analyses"]["profile_details"][f"{spec}@paper"]
     assert prof["params"]["total"] == 16 * 3 * 9 + 16 + 16 * 16 * 9 + 16 + 20 * 32 + 32 + 32 * 3 + 3
     assert prof["flops"][0]["flops"] > 0 and prof["memory"]["peak_bytes"] > 0
+    code, _, err = _run(["report", out / "results.json", "-o", tmp_path / "r.html"], capsys)
+    assert code == 0, err
+    assert spec in (tmp_path / "r.html").read_text()
     code, _, err = _run(["analyze", "cka", "--methods", "mysr.models:make_bilinear", "--scales", "2", "3",
                          "--crops", "8", "--batch-size", "4", "--crop-size", "16", *common], capsys)
     assert code == 2 and "taps=" in err
@@ -211,6 +220,10 @@ def test_example_ci_script_passes_on_a_clean_copy_and_fails_when_the_model_chang
     assert bad.returncode == 1, bad.stdout + bad.stderr
     changed = [ln for ln in bad.stdout.splitlines() if ln.startswith(("improved", "regression"))]
     assert changed and all("mysr-bilinear" in ln for ln in changed)
+    prov = load_results(proj / "runs" / "ci" / "results.json")["models"]["mysr-implicit"]["plugin"]
+    assert (prov["origin"], prov["spec"], prov["package"], prov["package_version"]) == (
+        "entry point", "mysr.models:make_implicit", "mysr", "0.1.0")
+    assert prov["module_file"] == str((proj / "mysr" / "models.py").resolve())
 
 
 def test_example_readme_commands_match_the_package():
