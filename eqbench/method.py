@@ -39,7 +39,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from .errors import EqbenchError, suggest
+from .errors import EqbenchError, suggest, unknown_name
 from .registry import Registry
 
 SIZES = ("paper", "tiny")
@@ -53,6 +53,9 @@ class SRMethod(nn.Module):
     # True when `_upsample` always returns a new tensor nothing else holds: `upsample` may then clamp it in
     # place (outside autograd) instead of into a copy, one allocation of a whole HR image less.
     fresh_output: bool = False
+    # The spec or entry-point name of a method from outside eqbench (eqbench/plugins.py), else None: its
+    # failures (exceptions, wrong output) are the user's to fix, so they become one line naming it.
+    plugin_spec: str | None = None
 
     @property
     def query_modes(self) -> tuple[str, ...]:
@@ -65,7 +68,10 @@ class SRMethod(nn.Module):
     def upsample(self, lr: torch.Tensor, out_size: Sequence[int], **kwargs) -> torch.Tensor:
         check_input(lr, out_size)
         out_size = (int(out_size[0]), int(out_size[1]))
-        sr = self._upsample(lr, out_size, **kwargs)
+        if self.plugin_spec is not None:
+            sr = self._plugin_upsample(lr, out_size, kwargs)
+        else:
+            sr = self._upsample(lr, out_size, **kwargs)
         if tuple(sr.shape[-2:]) != out_size:
             raise AssertionError(f"{self.method_name} returned {tuple(sr.shape[-2:])}, expected {out_size}")
         if self.fresh_output and not (torch.is_grad_enabled() and sr.requires_grad):
@@ -74,6 +80,23 @@ class SRMethod(nn.Module):
 
     def _upsample(self, lr: torch.Tensor, out_size: tuple[int, int], **kwargs) -> torch.Tensor:
         raise NotImplementedError
+
+    def _plugin_upsample(self, lr: torch.Tensor, out_size: tuple[int, int], kwargs: dict) -> torch.Tensor:
+        """`_upsample` of a plugin: its exceptions and malformed outputs become one line naming the plugin."""
+        who = f"plugin {self.plugin_spec!r}"
+        try:
+            sr = self._upsample(lr, out_size, **kwargs)
+        except EqbenchError as e:
+            raise EqbenchError(e if self.plugin_spec in str(e) else f"{who}: {e}") from None
+        except Exception as e:  # noqa: BLE001  (user code)
+            raise EqbenchError(f"{who} failed on an input of {tuple(lr.shape)} -> {out_size}: "
+                               f"{type(e).__name__}: {e}") from None
+        want = (lr.shape[0], 3, *out_size)
+        if not isinstance(sr, torch.Tensor) or tuple(sr.shape) != want:
+            got = tuple(sr.shape) if isinstance(sr, torch.Tensor) else type(sr).__name__
+            raise EqbenchError(f"{who} returned {got} for an input of {tuple(lr.shape)}; expected a tensor "
+                               f"{want} (N, 3, H, W)")
+        return sr
 
     def query_points(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """RGB at HR coordinates, NOT clamped (training needs the gradients outside [0, 1]).
@@ -159,6 +182,9 @@ class MethodEntry:
     learned: bool = True  # False: no parameters, nothing to load or train, no layers for CKA
     reference: bool = False  # the reference row (margins are measured against it; EQ_S always includes it)
     recipes: Mapping[str, dict] = field(default_factory=dict, compare=False)  # training recipes by name
+    # "built-in", or where a plugin comes from (eqbench.plugins.Plugin.describe()); `plugin` is its Plugin.
+    origin: str = "built-in"
+    plugin: object | None = None
 
 
 METHODS: Registry[MethodEntry] = Registry("method")
@@ -203,14 +229,39 @@ def reference_method() -> str | None:
     return next((n for n in METHODS.names() if METHODS.get(n).reference), None)
 
 
-def list_methods() -> list[str]:
+def list_methods(*, plugins: bool = True) -> list[str]:
+    """Registered method names, then (plugins=True) the `eqbench.methods` entry points of installed packages."""
     _load_builtin_methods()
-    return METHODS.names()
+    names = METHODS.names()
+    if plugins:
+        from .plugins import entry_points
+
+        names += sorted(entry_points(names))
+    return names
+
+
+_PLUGIN_ENTRIES: dict[str, MethodEntry] = {}
 
 
 def method_entry(name: str) -> MethodEntry:
+    """A registered method, an installed `eqbench.methods` entry point, or a `package.module:attribute` spec."""
     _load_builtin_methods()
-    return METHODS.get(name)
+    if name in METHODS:
+        return METHODS.get(name)
+    if name in _PLUGIN_ENTRIES:
+        return _PLUGIN_ENTRIES[name]
+    from .plugins import entry_points, is_spec, load_callable, make_factory, spec_plugin
+
+    eps = entry_points(METHODS.names())
+    if not is_spec(name) and name not in eps:
+        raise unknown_name("method", name, [*METHODS.names(), *eps])
+    plugin = spec_plugin(name) if is_spec(name) else eps[name]
+    fn = load_callable(plugin)  # an import error is reported now, before any work
+    doc = (getattr(fn, "__doc__", None) or "").strip().splitlines()
+    entry = MethodEntry(name, make_factory(plugin), doc[0] if doc else plugin.value, SIZES, (),
+                        origin=plugin.describe(), plugin=plugin)
+    _PLUGIN_ENTRIES[name] = entry
+    return entry
 
 
 def create_method(name: str, *, size: str = "paper", **options) -> SRMethod:

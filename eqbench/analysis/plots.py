@@ -7,6 +7,7 @@ Agg canvas renders them), with seaborn for the heatmaps.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from ..errors import output_error
 
 def _save(fig, stem: Path) -> list[Path]:
     """PNG and SVG, each written to a temporary file and renamed (a full disk leaves old figures intact)."""
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    # Plugin specs (mypkg.models:make) and folder names may hold '.' and ':': not in a file stem or an href.
+    safe = re.sub(r"[^A-Za-z0-9_+=-]+", "_", stem.name)
+    paths = [stem.with_name(safe + ".png"), stem.with_name(safe + ".svg")]
     for p in paths:
         tmp = p.with_name(f".{p.name}.tmp")
         try:

@@ -40,7 +40,8 @@ def resolve_taps(model: torch.nn.Module, taps: Sequence[str] | None = None) -> t
     if not taps:
         raise EqbenchError(
             f"method {name!r} declares no feature_taps, so there are no layers to compare; "
-            "CKA needs a learned method (bicubic has none)"
+            "CKA needs a learned method with layers to tap (bicubic has none; a model from eqbench.wrap "
+            "names them with taps=('module.path', ...))"
         )
     known = dict(model.named_modules())
     for t in taps:

@@ -28,8 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..run.config import AnalysisOptions as O
 
     p.add_argument("analysis", choices=ANALYSES)
-    p.add_argument("--methods", nargs="+", required=True, help="method names (equivariance always adds the "
-                   "reference method, bicubic)")
+    p.add_argument("--methods", nargs="+", required=True, help="method names or package.module:attribute specs "
+                   "(equivariance always adds the reference method, bicubic)")
     p.add_argument("--scales", nargs="+", default=["2", "3", "4"],
                    help="2, 2.5, or HxW like 1.5x4 (profile: the FLOPs scales)")
     p.add_argument("--size", help="model preset: paper or tiny (default: tiny zoo models where no --weights are "
@@ -39,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--random-init", action="store_true",
                    help="equivariance/cka: analyse learned methods without --weights (smoke tests)")
     p.add_argument("--datasets", "--dataset", nargs="+", dest="datasets",
-                   help="EQ_S per dataset; CKA crops from all; profile timing on the first (default: Set5 "
+                   help="names or image folders; EQ_S per dataset; CKA crops from all; profile timing on the "
+                   "first (default: Set5 "
                    "Set14 when the data root has them, else the embedded 'samples')")
     p.add_argument("--protocol", default="matlab", help="evaluation protocol for f and scoring (EQ_S, timing)")
     p.add_argument("--limit", type=int, help="at most N images per dataset")

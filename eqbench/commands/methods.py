@@ -1,23 +1,37 @@
-"""eqbench methods: the registered methods with their sizes and options."""
+"""eqbench methods: the methods eqbench knows, with their sizes, options and origin.
+
+Built-in methods, then the `eqbench.methods` entry points of installed packages (plugins). Name methods
+or `package.module:attribute` specs to check that they import and see where they come from.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 NAME = "methods"
-HELP = "list registered methods"
+HELP = "list registered methods and installed plugins (or check named ones)"
 EXAMPLES = """examples:
-  eqbench methods"""
+  eqbench methods
+  eqbench methods liif mypkg.models:make_net          # check that a plugin spec imports"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("names", nargs="*", metavar="METHOD", help="method names or package.module:attribute specs")
 
 
 def run(a: argparse.Namespace) -> int:
+    from ..errors import EqbenchError
     from ..method import list_methods, method_entry
 
-    for n in list_methods():
-        e = method_entry(n)
-        print(f"{n:<12} sizes: {'/'.join(e.sizes):<11} options: {', '.join(e.options) or '-':<40} {e.description}")
+    for n in a.names or list_methods():
+        try:
+            e = method_entry(n)
+        except EqbenchError as err:
+            if a.names:
+                raise
+            print(f"{n:<12} (broken plugin) {err}")  # listing everything: one broken package does not hide the rest
+            continue
+        sizes = "/".join(e.sizes) if e.plugin is None else "-"
+        print(f"{n:<12} sizes: {sizes:<11} options: {', '.join(e.options) or '-':<40} {e.description}"
+              f"  [{e.origin}]")
     return 0

@@ -23,8 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # Every default is None here: the effective value comes from CLI > --config file > defaults
     # (eqbench/run/config.py), so the file's value is kept unless the option is on the command line.
     p.add_argument("--config", help="YAML file of run options (keys: the long option names)")
-    p.add_argument("--methods", nargs="+", help="method names, or 'all' (every method with weights or a zoo model)")
-    p.add_argument("--datasets", nargs="+", help="dataset names (datasets.yaml); default: Set5 Set14 when the "
+    p.add_argument("--methods", nargs="+", help="method names, package.module:attribute specs of your own models, "
+                   "or 'all' (every built-in method with weights or a zoo model; 'all SPEC ...' adds yours)")
+    p.add_argument("--datasets", nargs="+", help="dataset names (datasets.yaml) or image folders (a path, named by "
+                   "its folder name); default: Set5 Set14 when the "
                    "data root has them, else the embedded 'samples'")
     p.add_argument("--scales", nargs="+", help="2, 2.75, or HxW like 1.5x4 (default: 2 3 4)")
     p.add_argument("--protocol", help="matlab (default), classic-y, arbsr, basicsr, liif, eqsr")

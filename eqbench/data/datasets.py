@@ -155,6 +155,8 @@ def locate(name: str, data_root: str | os.PathLike | None = None,
            catalog: dict[str, DatasetSpec] | None = None) -> DatasetStatus:
     """The dataset's image files, or one error naming the paths searched and how to set the root."""
     catalog = catalog or load_catalog()
+    if name not in catalog and is_folder_arg(name):
+        return folder_dataset(name)
     spec = get_spec(name, catalog)
     root, origin = resolve_data_root(data_root)
     st = status(spec, root)
@@ -167,6 +169,45 @@ def locate(name: str, data_root: str | os.PathLike | None = None,
             f"{spec.prepare_hint()}, or set --data-root / EQBENCH_DATA to the folder that holds {spec.path}/"
         )
     return st
+
+
+def is_folder_arg(name: str) -> bool:
+    """A --datasets value that means a folder: it has a path separator, starts with . or ~, or is a folder."""
+    s = str(name)
+    return "/" in s or os.sep in s or s.startswith((".", "~")) or Path(s).is_dir()
+
+
+def pil_suffixes() -> set[str]:
+    """File suffixes of every format PIL can open (not only save)."""
+    from PIL import Image
+
+    Image.init()
+    return {e.lower() for e, fmt in Image.registered_extensions().items() if fmt in Image.OPEN} | set(IMAGE_SUFFIXES)
+
+
+def folder_dataset(path: str | os.PathLike) -> DatasetStatus:
+    """Your own images: every image PIL reads under `path` (recursively, sorted), named by the folder's name.
+
+    The images are scored exactly as a named set of the same files; results record the folder and the
+    content digest. Image names are file stems, so two files with the same stem are an error.
+    """
+    folder = Path(path).expanduser().resolve()
+    if not folder.is_dir():
+        raise EqbenchError(f"dataset folder not found: {path} (--datasets takes datasets.yaml names or folders)")
+    suffixes = pil_suffixes()
+    files = sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes),
+                   key=lambda p: p.relative_to(folder).as_posix())
+    if not files:
+        raise EqbenchError(f"dataset folder {folder} holds no image file PIL reads (searched recursively)")
+    stems: dict[str, Path] = {}
+    for p in files:
+        if p.stem in stems:
+            raise EqbenchError(f"dataset folder {folder}: {stems[p.stem].relative_to(folder)} and "
+                               f"{p.relative_to(folder)} share the image name {p.stem!r}; rename one")
+        stems[p.stem] = p
+    spec = DatasetSpec(name=folder.name, role="benchmark", images=len(files), path=str(folder),
+                       source=f"folder {folder}")
+    return DatasetStatus(spec, folder, True, len(files), tuple(files))
 
 
 def sha256_file(path: Path) -> str:

@@ -58,14 +58,19 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def _images(cfg: AnalysisConfig, ds: str, store: AnalysisStore):
+def _named_images(cfg: AnalysisConfig, ds: str, store: AnalysisStore):
+    """(name, images) of one --datasets entry; a folder given as a path is named by its folder name."""
     from ..data.datasets import locate
     from ..data.io import load_image
 
     st = locate(ds, cfg.data_root)
     files = list(st.files[: cfg.limit] if cfg.limit else st.files)
-    store.add_dataset(ds, files, str(st.folder), st.spec.source)
-    return [(p.stem, load_image(p)) for p in files]
+    store.add_dataset(st.spec.name, files, str(st.folder), st.spec.source)
+    return st.spec.name, [(p.stem, load_image(p)) for p in files]
+
+
+def _images(cfg: AnalysisConfig, ds: str, store: AnalysisStore):
+    return _named_images(cfg, ds, store)[1]
 
 
 def centre_crop(img, side: int | None):
@@ -88,8 +93,8 @@ def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> list[str]:
     from ..analysis.plots import eq_s_curves
 
     failed: list[str] = []
-    data = {ds: [(n, centre_crop(im, cfg.options.eq_crop)) for n, im in _images(cfg, ds, store)]
-            for ds in cfg.datasets}
+    data = {name: [(n, centre_crop(im, cfg.options.eq_crop)) for n, im in images]
+            for name, images in (_named_images(cfg, ds, store) for ds in cfg.datasets)}
     curves: dict[str, dict] = {ds: {} for ds in data}
     for m in cfg.methods:
         model = _build(m, cfg)
@@ -211,7 +216,8 @@ def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> list[str]:
     o = cfg.options
     if any(cfg.spec(m).weights for m in cfg.methods):
         _log("eqbench: note: profiles use random weights (cost does not depend on them)")
-    timing = tuple(_images(cfg, cfg.datasets[0], store))[: o.timing_limit] if o.timing else ()
+    tname, timing = _named_images(cfg, cfg.datasets[0], store) if o.timing else ("", ())
+    timing = tuple(timing)[: o.timing_limit]
     profiles = []
     for m in cfg.methods:
         spec = cfg.spec(m)
@@ -219,7 +225,7 @@ def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> list[str]:
             method=m, size=spec.size, options=spec.options,
             flop_inputs=tuple((n, n) for n in o.input_sizes), flop_scales=cfg.scales,
             memory_input=(o.memory_input, o.memory_input), memory_scale=o.memory_scale,
-            timing_scale=o.timing_scale, timing_images=timing, timing_dataset=cfg.datasets[0] if timing else "",
+            timing_scale=o.timing_scale, timing_images=timing, timing_dataset=tname if timing else "",
             protocol=get_protocol(cfg.protocol), min_run_time=o.min_run_time,
             min_measurements=o.min_measurements, device=cfg.device, seed=cfg.seed,
         )  # fmt: skip

@@ -191,6 +191,9 @@ def load_yaml(path: str | Path) -> dict:
     for k in ("out", "data_root"):
         if data.get(k) is not None:
             data[k] = str((p.parent / str(data[k])).resolve()) if not Path(str(data[k])).is_absolute() else data[k]
+    # A dataset given as a folder path (not a catalogue name) is relative to the file too.
+    data["datasets"] = [str((p.parent / str(d)).resolve()) if _relative_folder(str(d)) else d
+                        for d in data.get("datasets") or []] or None
     data["weights"] = {str(m): str(v if Path(str(v)).is_absolute() else (p.parent / str(v)).resolve())
                        for m, v in (data.get("weights") or {}).items()}  # fmt: skip
     data["scales"] = [str(s) for s in data.get("scales", DEFAULTS["scales"])]
@@ -275,6 +278,10 @@ def _parse_all(values: list, path: Path, key: str) -> None:
             parse_scale(v)
         except EqbenchError as e:
             raise EqbenchError(f"{path}: {key}: {e}") from None
+
+
+def _relative_folder(d: str) -> bool:
+    return ("/" in d or d.startswith((".", "~"))) and not Path(d).expanduser().is_absolute()
 
 
 def merge(cli: dict, file: dict) -> dict:

@@ -20,7 +20,7 @@ from ..errors import EqbenchError
 class ModelSpec:
     method: str
     size: str
-    source: str  # "parameter-free" | "user" | "zoo" | "random"
+    source: str  # "parameter-free" | "user" | "zoo" | "random" | "plugin" (a plugin's own weights)
     weights: str | None = None
     options: tuple[tuple[str, object], ...] = ()
 
@@ -45,6 +45,13 @@ class ModelSpec:
             from ..zoo import sha256_file
 
             d["sha256"] = sha256_file(Path(self.weights))
+        from ..method import method_entry
+
+        plugin = method_entry(self.method).plugin
+        if plugin is not None:
+            from ..plugins import provenance
+
+            d["plugin"] = provenance(plugin)
         return d
 
 
@@ -57,10 +64,10 @@ def resolve_models(requested: list[str], *, weights: dict[str, str], size: str |
     from ..method import list_methods, method_entry
     from ..zoo import verify, zoo_entry
 
-    everything = list(requested) == ["all"]
-    names = list(dict.fromkeys(list_methods() if everything else requested))
-    for n in names:
-        method_entry(n)
+    everything = "all" in requested  # `all` = the built-in methods; plugins are named (`all mypkg.m:make`)
+    names = list(dict.fromkeys([*(list_methods(plugins=False) if everything else []),
+                                *(r for r in requested if r != "all")]))
+    entries = {n: method_entry(n) for n in names}
     if size not in (None, "paper", "tiny"):
         raise EqbenchError(f"unknown --size {size!r}: use paper or tiny")
     for m in weights:
@@ -73,6 +80,8 @@ def resolve_models(requested: list[str], *, weights: dict[str, str], size: str |
         elif n in weights:
             _check_weights_file(n, str(weights[n]))
             specs.append(ModelSpec(n, size or "paper", "user", str(weights[n])))
+        elif entries[n].plugin is not None:
+            specs.append(ModelSpec(n, "paper", "plugin"))
         elif random_init:
             specs.append(ModelSpec(n, size or "paper", "random"))
         elif use_zoo and (z := zoo_entry(n)) is not None and size in (None, z.size):

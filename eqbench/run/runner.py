@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from pathlib import Path
 
 from .. import provenance
 from ..data.datasets import digest, load_catalog, locate
@@ -27,8 +28,13 @@ def validate(cfg: RunConfig) -> None:
     for m in cfg.methods:
         method_entry(m)
     catalog = load_catalog()
+    named: dict[str, str] = {}
     for d in cfg.datasets:
-        locate(d, cfg.data_root, catalog)
+        name = locate(d, cfg.data_root, catalog).spec.name
+        if name in named:
+            raise EqbenchError(f"--datasets {named[name]} and {d} are both named {name!r} (a folder is named by "
+                               "its folder name); give one of them, or rename the folder")
+        named[name] = d
     if cfg.out.exists() and not cfg.out.is_dir():
         raise EqbenchError(f"--out {cfg.out} exists and is not a folder")
     try:
@@ -44,6 +50,11 @@ def _check_existing(cfg: RunConfig) -> None:
     if results.exists() and not (cfg.resume or cfg.force):
         raise EqbenchError(f"{results} already holds a run; pass --resume to continue it, --force to "
                            "overwrite it, or choose another --out")
+
+
+def _identity(model: dict) -> tuple:
+    """What must not change between a run and its --resume: weights, size, a plugin's module file."""
+    return model.get("sha256"), model.get("size"), (model.get("plugin") or {}).get("module_sha256")
 
 
 def _cell_key(row: dict) -> tuple:
@@ -75,17 +86,23 @@ def _run_locked(cfg: RunConfig, progress) -> dict:
     for spec in cfg.models:
         new = spec.describe()
         old = models.get(spec.method)
-        if old and (old.get("sha256"), old.get("size")) != (new["sha256"], new["size"]) and not cfg.force:
-            raise EqbenchError(f"{path} holds {spec.method} results from other weights or size ({old.get('weights')}, "
-                               f"{old.get('size')}); use --force to overwrite them or another --out")
+        if old and _identity(old) != _identity(new) and not cfg.force:
+            raise EqbenchError(f"{path} holds {spec.method} results from other weights, size or plugin code "
+                               f"({old.get('weights')}, {old.get('size')}); use --force to overwrite them or "
+                               "another --out")
         models[spec.method] = new
     doc["provenance"]["weights_sha256"] = {m: d["sha256"] for m, d in models.items() if d.get("sha256")}
-    for ds in cfg.datasets:
-        st = locate(ds, cfg.data_root, catalog)
+    for ds_arg in cfg.datasets:
+        st = locate(ds_arg, cfg.data_root, catalog)
+        ds = st.spec.name  # a folder given as a path is named by its folder name
         files = list(st.files[: cfg.limit] if cfg.limit else st.files)
         if st.spec.images != st.count:
             warnings.warn(f"dataset {ds}: found {st.count} images in {st.folder}, datasets.yaml expects "
                           f"{st.spec.images}", EqbenchWarning, stacklevel=2)
+        before = doc["datasets"].get(ds, {}).get("folder")
+        if before and Path(before).resolve() != Path(st.folder).resolve():
+            raise EqbenchError(f"{path} holds {ds} results from the folder {before}, not {st.folder}; use another "
+                               "--out (or --force to start over)")
         doc["datasets"][ds] = {"digest": digest(files), "n_files": len(files), "folder": str(st.folder),
                                "source": st.spec.source}
         images = [(p.stem, load_image(p)) for p in files]
