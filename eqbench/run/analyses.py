@@ -73,6 +73,11 @@ class AnalysisConfig:
               "weights": dict(self.weights)}  # fmt: skip
         d["models"] = {m.method: {"size": m.size, "source": m.source, "weights": m.weights,
                                   "options": dict(m.options)} for m in self.models}  # fmt: skip
+        # The size of the models actually used (the zoo's tiny ones unless --weights/--size said otherwise),
+        # not the preset default: one size, or "per model" (see "models") when they differ.
+        sizes = {m.size for m in self.models if m.source != "parameter-free"}
+        if sizes:
+            d["size"] = sizes.pop() if len(sizes) == 1 else "per model"
         return d
 
 

@@ -58,6 +58,7 @@ def test_table_formats(results, capsys, fmt):
 def test_compare_gates_on_regressions(results, tmp_path, capsys):
     doc = load_results(results)
     assert main(["compare", str(results), "--baseline", str(results)]) == 0
+    assert capsys.readouterr().out.startswith("PASS (exit 0): 0 regressed, 0 improved")
     worse = copy.deepcopy(doc)
     row = next(r for r in worse["rows"] if r["metric"] == "psnr-y" and r["method"] == "liif")
     row["value"] -= 0.2
@@ -66,7 +67,7 @@ def test_compare_gates_on_regressions(results, tmp_path, capsys):
     md = tmp_path / "summary.md"
     assert main(["compare", str(p), "--baseline", str(results), "--tolerance", "0.05", "--markdown", str(md)]) == 1
     out = capsys.readouterr().out
-    assert "regression" in out and "-0.2000" in out
+    assert out.startswith("FAIL (exit 1): 1 regressed") and "-0.2000" in out
     assert md.read_text().startswith("**eqbench compare**")
     assert main(["compare", str(p), "--baseline", str(results), "--tolerance", "0.3"]) == 0
     # an SSIM drop is a regression too; a missing cell fails unless allowed
@@ -96,8 +97,11 @@ def test_compare_and_report_bad_input(results, tmp_path, capsys):
         r["protocol"] = "liif@1"
     p = tmp_path / "other.json"
     write_json_atomic(p, other)
-    assert main(["compare", str(p), "--baseline", str(results)]) == 2
-    assert "not comparable" in capsys.readouterr().err
+    assert main(["compare", str(p), "--baseline", str(results)]) == 1
+    out = capsys.readouterr().out
+    first = out.splitlines()[0]
+    assert first.startswith("FAIL (exit 1)") and " 0 improved" in first and " 0 regressed" in first
+    assert "not comparable" in first and "protocol liif@1 vs matlab@1" in out
     trunc = tmp_path / "trunc.json"
     trunc.write_text(results.read_text()[:100])
     assert main(["report", str(trunc)]) == 2
@@ -107,4 +111,48 @@ def test_compare_and_report_bad_input(results, tmp_path, capsys):
     assert main(["compare", str(tmp_path / "newer.json"), "--baseline", str(results)]) == 2
     assert "newer" in capsys.readouterr().err
     assert main(["report", str(results), "--format", "md", "--metric", "psnr"]) == 2
+    assert "did you mean" in capsys.readouterr().err
+
+
+def test_compare_never_scores_other_images(results, tmp_path, capsys):
+    """A cell averaged over other images (fewer, or a different dataset digest) is 'not comparable', never
+    improved or regressed, even when its value moved by decibels; the verdict is the first line."""
+    doc = load_results(results)
+    sub = copy.deepcopy(doc)
+    for r in sub["rows"]:
+        if r["dataset"] == "Set5":
+            first = next(iter(r["images"]))
+            r["images"] = {first: r["images"][first]}
+            r["n_images"], r["value"] = 1, r["value"] + 3.0
+    sub["datasets"]["Set5"]["digest"] = "0" * 64
+    p = tmp_path / "sub.json"
+    write_json_atomic(p, sub)
+    assert main(["compare", str(p), "--baseline", str(results), "--format", "json"]) == 1
+    rep = json.loads(capsys.readouterr().out)
+    n5 = sum(r["dataset"] == "Set5" for r in doc["rows"])
+    assert rep["counts"]["not comparable"] == n5 and rep["counts"]["improved"] == 0
+    assert rep["counts"]["within tolerance"] == len(doc["rows"]) - n5
+    assert rep["exit_code"] == 1 and rep["reasons"] == [f"{n5} not comparable"]
+    cell = next(c for c in rep["cells"] if c["dataset"] == "Set5")
+    assert "1 images vs 2" in cell["reason"] and "dataset digest 00000000" in cell["reason"]
+    assert main(["compare", str(p), "--baseline", str(results), "--format", "md"]) == 1
+    assert capsys.readouterr().out.startswith("**eqbench compare**: FAIL (exit 1): 0 regressed, 0 improved")
+
+
+def test_compare_per_metric_tolerances(results, tmp_path, capsys):
+    doc = load_results(results)
+    moved = copy.deepcopy(doc)
+    for r in moved["rows"]:
+        if r["method"] == "liif" and r["dataset"] == "Set5" and r["scale"] == [2.0, 2.0]:
+            r["value"] -= {"psnr-y": 0.03, "ssim-y": 0.002}.get(r["metric"], 0.0)
+    p = tmp_path / "moved.json"
+    write_json_atomic(p, moved)
+    # defaults: 0.05 dB for PSNR-Y (0.03 passes), 0.0005 for SSIM-Y (0.002 fails)
+    assert main(["compare", str(p), "--baseline", str(results)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL (exit 1): 1 regressed") and "ssim-y" in out.splitlines()[3]
+    assert main(["compare", str(p), "--baseline", str(results), "--tol", "ssim-y=0.003"]) == 0
+    assert capsys.readouterr().out.startswith("PASS (exit 0)")
+    assert main(["compare", str(p), "--baseline", str(results), "--tol", "psnr-y=0.01", "ssim-y=0.003"]) == 1
+    assert main(["compare", str(p), "--baseline", str(results), "--tol", "psnr=0.1"]) == 2
     assert "did you mean" in capsys.readouterr().err
