@@ -36,6 +36,6 @@ class Bicubic(SRMethod):
         return imresize(torch.floor(x255 + 0.5), size=out_size, uint8=True) / 255.0
 
 
-@register_method("bicubic", description="MATLAB-compatible bicubic interpolation (no parameters)")
+@register_method("bicubic", description="MATLAB-compatible bicubic interpolation (no parameters)", reference=True)
 def make_bicubic(*, size: str = "paper", uint8: bool | None = None) -> Bicubic:
     return Bicubic(uint8=uint8)

@@ -117,18 +117,21 @@ class MethodEntry:
     description: str
     sizes: tuple[str, ...] = SIZES
     options: tuple[str, ...] = field(default_factory=tuple)
+    # The parameter-free reference every table and plot compares against (registered with reference=True).
+    reference: bool = False
 
 
 METHODS: Registry[MethodEntry] = Registry("method")
 
 
-def register_method(name: str, *, description: str, sizes: tuple[str, ...] = SIZES):
-    """Decorator for a factory `f(size=..., **options) -> SRMethod`; its keyword names are the options."""
+def register_method(name: str, *, description: str, sizes: tuple[str, ...] = SIZES, reference: bool = False):
+    """Decorator for a factory `f(size=..., **options) -> SRMethod`; its keyword names are the options.
+    `reference=True` marks the parameter-free baseline reports compare every method against."""
 
     def deco(factory: Callable[..., SRMethod]) -> Callable[..., SRMethod]:
         params = inspect.signature(factory).parameters
         options = tuple(p for p in params if p != "size")
-        METHODS.add(name, MethodEntry(name, factory, description, sizes, options))
+        METHODS.add(name, MethodEntry(name, factory, description, sizes, options, reference))
         return factory
 
     return deco
@@ -146,6 +149,12 @@ def list_methods() -> list[str]:
 def method_entry(name: str) -> MethodEntry:
     _load_builtin_methods()
     return METHODS.get(name)
+
+
+def is_reference(name: str) -> bool:
+    """Whether `name` is the registered reference method (False for names the registry does not know)."""
+    _load_builtin_methods()
+    return name in METHODS and METHODS.get(name).reference
 
 
 def create_method(name: str, *, size: str = "paper", **options) -> SRMethod:

@@ -192,7 +192,7 @@ def run_cka(cfg: AnalysisConfig, store: AnalysisStore) -> None:
 
 
 def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> None:
-    from ..analysis.profile import ProfileConfig, display_row, profile_method, table3
+    from ..analysis.profile import ProfileConfig, profile_method, profile_row, table3
     from ..protocol import get_protocol
 
     if any(cfg.spec(m).weights for m in cfg.methods):
@@ -212,7 +212,7 @@ def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> None:
         prof = profile_method(pcfg)
         profiles.append(prof)
         store.set_analysis("profile_details", f"{m}@{pcfg.size}", prof, cfg.to_dict())
-        store.put_entries("profile", [display_row(prof)], ("method",))
+        store.put_entries("profile", [profile_row(prof)], ("method", "size"))
         store.save()
     table = table3(profiles)
     store.doc["analyses"]["profile_table"] = {"text": table, "methods": [p["method"] for p in profiles]}
