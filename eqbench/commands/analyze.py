@@ -45,6 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crops", type=int, default=64, help="cka: number of LR crops")
     p.add_argument("--crop-size", type=int, default=48, help="cka: LR crop side in pixels")
     p.add_argument("--batch-size", type=int, default=16, help="cka: crops per minibatch (>= 4)")
+    p.add_argument("--cka-pairs", metavar="all|METHOD", help="cka between methods: 'all' pairs, or each method vs "
+                   "METHOD (default: each method vs the first one)")
     p.add_argument("--input-sizes", nargs="+", type=int, default=[100], help="profile: square LR sides for FLOPs")
     p.add_argument("--memory-input", type=int, default=100, help="profile: square LR side for peak memory")
     p.add_argument("--memory-scale", default="4", help="profile: scale for peak memory")
@@ -79,6 +81,8 @@ def config_from_args(a: argparse.Namespace):
                          ("--memory-input", a.memory_input, 1), ("--min-measurements", a.min_measurements, 1)):
         if v is not None and v < low:
             raise EqbenchError(f"{name} must be at least {low}, got {v}")
+    if a.cka_pairs not in (None, "all", *methods):
+        raise EqbenchError(f"--cka-pairs takes 'all' or one of the --methods ({' '.join(methods)}), got {a.cka_pairs!r}")
     if any(n < 1 for n in a.input_sizes):
         raise EqbenchError(f"--input-sizes must be positive, got {a.input_sizes}")
     out = Path(a.out)
@@ -90,7 +94,7 @@ def config_from_args(a: argparse.Namespace):
         protocol=get_protocol(a.protocol), out=out, size=a.size or "paper", weights=tuple(weights.items()),
         models=tuple(specs),
         data_root=a.data_root, limit=a.limit, device=a.device, seed=a.seed, random_init=a.random_init,
-        eq_crop=a.eq_crop, crops=a.crops, crop_size=a.crop_size, batch_size=a.batch_size,
+        eq_crop=a.eq_crop, crops=a.crops, crop_size=a.crop_size, batch_size=a.batch_size, cka_pairs=a.cka_pairs,
         input_sizes=tuple(a.input_sizes),
         memory_input=a.memory_input, memory_scale=parse_scale(a.memory_scale),
         timing_scale=parse_scale(a.timing_scale), min_run_time=a.min_run_time,

@@ -66,16 +66,17 @@ def _zoo_training(sha: str | None) -> dict:
     return {}
 
 
-def _params(doc: dict) -> dict[str, int]:
+def _profiled(doc: dict) -> dict[str, dict]:
     out = {}
     for key, p in ((doc.get("analyses") or {}).get("profile_details") or {}).items():
         if isinstance(p, dict) and isinstance(p.get("params"), dict):
-            out[p.get("method", key.split("@")[0])] = p["params"].get("total")
+            out[p.get("method", key.split("@")[0])] = p
     return out
 
 
 def method_infos(doc: dict, methods: list[str]) -> dict[str, MethodInfo]:
-    models, params = _models(doc), _params(doc)
+    models, profiled = _models(doc), _profiled(doc)
+    params = {m: p["params"].get("total") for m, p in profiled.items()}
     shas = (doc.get("provenance") or {}).get("weights_sha256") or {}
     out = {}
     for m in methods:
@@ -85,6 +86,9 @@ def method_infos(doc: dict, methods: list[str]) -> dict[str, MethodInfo]:
                           d.get("sha256") or shas.get(m), params.get(m), d.get("spec") or d.get("plugin"))
         if info.source is None and _is_reference(m):
             info.source = SOURCE_WORDS["parameter-free"]
+        elif info.source is None and m in profiled:  # only profiled: profiles build random weights
+            info.size = info.size or profiled[m].get("size")
+            info.source = "random-init (profile only)"
         if info.reference and info.params is None:
             info.params = 0
         if src == "zoo":

@@ -61,7 +61,10 @@ def _relative(pts, ref_pts):
 
 def _panel(ax, methods: dict, reference: str | None, order: list[str], labels: dict[str, str]) -> None:
     ref_pts = methods.get(reference, []) if reference else None
-    for i, m in enumerate(x for x in order if x in methods):
+    asym: dict[float, str] = {}
+    for i, m in enumerate(order):
+        if m not in methods or (ref_pts is not None and m == reference):
+            continue
         pts = methods[m] if ref_pts is None else _relative(methods[m], ref_pts)
         sym = [(x, v) for x, v, lab in pts if not lab]
         color = f"C{i % 10}"
@@ -70,10 +73,13 @@ def _panel(ax, methods: dict, reference: str | None, order: list[str], labels: d
         for x, v, lab in (p for p in pts if p[2]):
             ax.plot([x], [v], marker="D", ms=6, mfc="none", color=color, ls="none",
                     label=None if sym else labels.get(m, m))
-            if i == 0 or ref_pts is not None and m == order[-1]:
-                ax.annotate(f"{lab} (area-eq. x{x:.2f})", (x, v), textcoords="offset points", xytext=(4, 6), fontsize=7)
+            asym[x] = lab
+    for x, lab in asym.items():  # one dotted line and label per asymmetric scale, at the top of the panel
+        ax.axvline(x, color="0.5", lw=0.7, ls=":")
+        ax.annotate(f"{lab}", (x, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -10),
+                    textcoords="offset points", fontsize=7, color="0.3")
     ax.axvspan(*TRAIN_RANGE, color="0.85", alpha=0.5, lw=0, label="training range x1-x4")
-    ax.set_xlabel("scale factor (asymmetric HxW at sqrt(H*W), hollow diamonds)")
+    ax.set_xlabel("scale factor (HxW scales at sqrt(H*W): hollow diamonds)")
     ax.grid(alpha=0.3)
 
 
@@ -93,7 +99,8 @@ def curve_figure(data: dict, ylabel: str, title: str, reference: str | None = No
         ax.set_title(ds)
         ax.set_ylabel(ylabel if reference is None else f"{ylabel}, minus {reference}")
         if reference is not None:
-            ax.axhline(0.0, color="0.3", lw=0.8)
+            ax.axhline(0.0, color="0.3", lw=1.0, label=f"{labels.get(reference, reference) if labels else reference}"
+                       " (= 0)")
     handles, names = axes[0][0].get_legend_handles_labels()
     seen = dict(zip(names, handles))
     fig.legend(seen.values(), seen.keys(), loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=8, frameon=False)
@@ -122,6 +129,8 @@ def layer_lines(entries: list[dict], title: str) -> str | None:
         ax.set_xticks(range(len(e["xlabels"])))
         ax.set_xticklabels([_short(x) for x in e["xlabels"]], rotation=60, ha="right", fontsize=6)
         ax.set_ylabel("CKA")
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.set_ylim(min(0.99, min(min(r) for r in e["matrix"]) - 0.001), 1.0005)
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7, title="scales", title_fontsize=7, loc="lower left")
     fig.suptitle(title, fontsize=10)

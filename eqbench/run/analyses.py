@@ -43,6 +43,8 @@ class AnalysisConfig:
     crops: int = 64
     crop_size: int = 48
     batch_size: int = 16
+    # between-method CKA: "all" pairs, or each method vs one reference method (a name; None: the first method)
+    cka_pairs: str | None = None
     # profile
     input_sizes: tuple[int, ...] = (100,)
     memory_input: int = 100
@@ -143,6 +145,15 @@ def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> None:
         store.set_analysis("equivariance", ds, doc, cfg.to_dict())
 
 
+def cka_method_pairs(methods: tuple[str, ...], pairs: str | None) -> list[tuple[str, str]]:
+    """The between-method CKA pairs: every pair for "all", else each method vs one reference (`pairs` names
+    it; None: the first method). One reference keeps n-1 pairs instead of n(n-1)/2."""
+    if pairs == "all":
+        return [(a, b) for i, a in enumerate(methods) for b in methods[i + 1 :]]
+    ref = pairs if pairs in methods else (methods[0] if methods else None)
+    return [(ref, m) for m in methods if m != ref]
+
+
 def run_cka(cfg: AnalysisConfig, store: AnalysisStore) -> None:
     from ..analysis.cka import GramStore
     from ..analysis.plots import cka_heatmap, layer_scale_heatmap
@@ -180,14 +191,13 @@ def run_cka(cfg: AnalysisConfig, store: AnalysisStore) -> None:
                  "title": f"{m}: layer x layer CKA, x{sa} (rows) vs x{sb}", "ylabels": list(res.taps),
                  "xlabels": list(res.taps)}, f"cka_{m}_x{sa}_vs_x{sb}", ylabel=f"x{sa}", xlabel=f"x{sb}")  # fmt: skip
             _log(f"  {m:>10} x{pair:<6} " + " ".join(f"{v:.3f}" for v in res.per_layer[pair]))
-    for i, ma in enumerate(cfg.methods):
-        for mb in cfg.methods[i + 1 :]:
-            for s in cfg.scales:
-                lab = s.label()
-                add({"kind": "between-methods", "methods": [ma, mb], "scales": [lab, lab],
-                     "matrix": cross_matrix(grams, (ma, lab), taps[ma], (mb, lab), taps[mb]),
-                     "title": f"CKA {ma} (rows) vs {mb}, x{lab}", "ylabels": list(taps[ma]),
-                     "xlabels": list(taps[mb])}, f"cka_{ma}_vs_{mb}_x{lab}", ylabel=ma, xlabel=mb)  # fmt: skip
+    for ma, mb in cka_method_pairs(cfg.methods, cfg.cka_pairs):
+        for s in cfg.scales:
+            lab = s.label()
+            add({"kind": "between-methods", "methods": [ma, mb], "scales": [lab, lab],
+                 "matrix": cross_matrix(grams, (ma, lab), taps[ma], (mb, lab), taps[mb]),
+                 "title": f"CKA {ma} (rows) vs {mb}, x{lab}", "ylabels": list(taps[ma]),
+                 "xlabels": list(taps[mb])}, f"cka_{ma}_vs_{mb}_x{lab}", ylabel=ma, xlabel=mb)  # fmt: skip
     store.put_entries("cka", entries, ("kind", "method", "methods", "scales"))
 
 

@@ -31,7 +31,7 @@ DEFAULTS: dict = {
     "analysis_options": {}, "results_name": "results.json",
 }  # fmt: skip
 # AnalysisConfig fields a YAML file may set under analysis_options.
-ANALYSIS_OPTIONS = ("eq_crop", "crops", "crop_size", "batch_size", "input_sizes", "memory_input",
+ANALYSIS_OPTIONS = ("eq_crop", "crops", "crop_size", "batch_size", "cka_pairs", "input_sizes", "memory_input",
                     "memory_scale", "timing_scale", "min_run_time", "min_measurements", "timing", "timing_limit")
 
 
