@@ -20,7 +20,8 @@ Analysis rows and documents (`eqbench analyze`, eqbench/run/store.py):
   * analyses["profile"]: a list of rows of numbers (the ArbSR Table 3 entries; formatted only when rendered)
     {"method", "size", "params", "memory_bytes", "memory_input", "memory_scale", "time_s", "time_dataset",
     "time_scale", "flops", "flops_input", "flops_scale", "device", "threads"} (files before 2026-12 hold
-    display strings here; the report reads profile_details, which has always been numbers); analyses["profile_details"]["method@size"] =
+    display strings here; the report reads profile_details, which has always been numbers);
+    analyses["profile_details"]["method@size"] =
     {"params": {"total", "trainable"}, "flops_unit", "flops": [{"lr", "out", "scale", "flops", "by_op",
     "by_module_formula"}], "latency": {...}, "memory": {...}, "config", "provenance"};
     analyses["profile_table"] = {"text", "methods"}.

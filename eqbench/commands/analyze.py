@@ -82,7 +82,8 @@ def config_from_args(a: argparse.Namespace):
         if v is not None and v < low:
             raise EqbenchError(f"{name} must be at least {low}, got {v}")
     if a.cka_pairs not in (None, "all", *methods):
-        raise EqbenchError(f"--cka-pairs takes 'all' or one of the --methods ({' '.join(methods)}), got {a.cka_pairs!r}")
+        raise EqbenchError(f"--cka-pairs takes 'all' or one of the --methods ({' '.join(methods)}), "
+                           f"got {a.cka_pairs!r}")
     if any(n < 1 for n in a.input_sizes):
         raise EqbenchError(f"--input-sizes must be positive, got {a.input_sizes}")
     out = Path(a.out)

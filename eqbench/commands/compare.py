@@ -64,8 +64,8 @@ def _tolerances(a: argparse.Namespace) -> dict[str, float]:
 
 
 def run(a: argparse.Namespace) -> int:
-    from ..run.compare import compare, exit_reasons, render
     from ..results import load_results, write_text_atomic
+    from ..run.compare import compare, exit_reasons, render
 
     tol = _tolerances(a)
     new, base = load_results(a.results), load_results(a.baseline)

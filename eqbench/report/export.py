@@ -20,7 +20,7 @@ SCORES = (("psnr-y", "eval"), ("ssim-y", "eval"), ("psnr-rgb", "eval"), ("eq-s",
 
 def _caption(t: Table, kind: str, labels: dict[str, str]) -> str:
     what = {"equivariance-ref": " (PSNR-Y of the EQ_S crops)"}.get(kind, "")
-    marks = [f"column headers give each dataset's image count; * = outside the x1-x4 training range"]
+    marks = ["column headers give each dataset's image count; * = outside the x1-x4 training range"]
     if t.reference:
         marks.append(f"a trailing v marks a cell worse than {t.reference}")
     if any(t.ranks(c) for c in t.columns):

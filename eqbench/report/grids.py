@@ -58,10 +58,10 @@ def cards_grid(infos: dict[str, MethodInfo], order: list[str]) -> Grid:
     for m in order:
         i = infos[m]
         t = i.training
+        recipe = ", ".join(str(x) for x in (t.get("recipe"), t.get("iterations") and f"{t['iterations']} iterations")
+                           if x)  # fmt: skip
         rows.append([m, i.size or "not recorded", i.params, i.source or "not recorded",
-                     Path(i.weights).name if i.weights else (i.spec or None), i.sha256,
-                     t.get("data"), " ".join(str(x) for x in (t.get("recipe"), t.get("iterations") and
-                                                              f"{t['iterations']} iterations") if x) or None])  # fmt: skip
+                     Path(i.weights).name if i.weights else (i.spec or None), i.sha256, t.get("data"), recipe or None])
     return Grid("methods", "Methods: size, weights and training", ["method", "size", "parameters", "weights source",
                 "weights file / plugin", "sha256", "training data", "recipe"], rows,
                 "Training data and recipe from the zoo manifest (matched by sha256); 'not recorded' where the "

@@ -94,7 +94,8 @@ def cka_figures(doc: dict, order: list[str], pairs: str | None = None) -> list[d
     first = next((e for e in cka if e.get("n_crops")), {})
     note = f"{first['n_crops']} LR crops, {first.get('estimator', '')}." if first else ""
     figs = []
-    layers = sorted((e for e in cka if e.get("kind") == "layers-across-scales"), key=lambda e: rank.get(e["method"], 99))
+    layers = sorted((e for e in cka if e.get("kind") == "layers-across-scales"),
+                    key=lambda e: rank.get(e.get("method"), 99))
     figs += _fig("fig-cka-layers", "CKA of each layer between scales (EQSR Fig. 2a)",
                  plots.layer_lines(layers, "CKA of each layer between scales (1 = the same representation)"), note)
     lbl = [e for e in cka if e.get("kind") == "layer-by-layer"]

@@ -23,14 +23,20 @@ TRAIN_RANGE = (1.0, 4.0)
 plt.rcParams.update({"svg.fonttype": "none", "font.size": 9})  # SVG text stays text: smaller, searchable
 
 
+SVG_ALWAYS_BELOW = 120_000  # bytes: an SVG this small is kept without trying PNG (saves a second render)
+
+
+def _save(fig, kind: str) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format=kind, dpi=PNG_DPI, bbox_inches="tight", metadata={"Date": None} if kind == "svg" else None)
+    return buf.getvalue()
+
+
 def to_data_uri(fig, fmt: str = "auto") -> str:
-    """The figure as a data URI: fmt 'svg', 'png', or 'auto' (the smaller of the two)."""
-    out = {}
-    for kind in (("svg", "png") if fmt == "auto" else (fmt,)):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=kind, dpi=PNG_DPI, bbox_inches="tight", metadata={"Date": None}
-                    if kind == "svg" else None)  # fmt: skip
-        out[kind] = buf.getvalue()
+    """The figure as a data URI: fmt 'svg', 'png', or 'auto' (SVG, unless the PNG at PNG_DPI is smaller)."""
+    out = {k: _save(fig, k) for k in (("svg",) if fmt == "auto" else (fmt,))}
+    if fmt == "auto" and len(out["svg"]) > SVG_ALWAYS_BELOW:
+        out["png"] = _save(fig, "png")
     plt.close(fig)
     kind = min(out, key=lambda k: len(out[k]))
     mime = "image/svg+xml" if kind == "svg" else "image/png"

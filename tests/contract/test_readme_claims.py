@@ -52,7 +52,8 @@ def test_margin_tables_cover_every_baseline_scale_and_match(psnr):
 
 
 def test_every_loss_to_bicubic_is_named(psnr):
-    losses = {(m, ds, s) for m in psnr.index for ds, s in psnr.columns if psnr.loc[m, (ds, s)] < psnr.loc["bicubic", (ds, s)]}
+    losses = {(m, ds, s) for m in psnr.index for ds, s in psnr.columns
+              if psnr.loc[m, (ds, s)] < psnr.loc["bicubic", (ds, s)]}
     text = README[README.index("Where a zoo model loses to bicubic"):]
     text = text[: text.index("published methods.")]
     named = set(re.findall(r"(\w[\w-]*)-tiny", text.split("Every other cell")[0]))

@@ -113,7 +113,8 @@ def test_rows_frame_pivots(results):
 
     df = rows_frame(load_results(results))
     assert df["scale_h"].dtype == float and df["scale_w"].dtype == float
-    assert set(df.loc[df["scale"] == "1.5x4", ["scale_h", "scale_w"]].itertuples(index=False, name=None)) == {(1.5, 4.0)}
+    asym = df.loc[df["scale"] == "1.5x4", ["scale_h", "scale_w"]]
+    assert set(asym.itertuples(index=False, name=None)) == {(1.5, 4.0)}
     p = df[df["metric"] == "psnr-y"].pivot_table(index="method", columns=["dataset", "scale"], values="value")
     assert list(p.index) == ["bicubic", "liif"] and ("Set14", "1.5x4") in p.columns and p.shape == (2, 8)
 
