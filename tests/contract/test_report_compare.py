@@ -220,3 +220,19 @@ def test_compare_per_metric_tolerances(results, tmp_path, capsys):
     assert main(["compare", str(p), "--baseline", str(results), "--tol", "psnr-y=0.01", "ssim-y=0.003"]) == 1
     assert main(["compare", str(p), "--baseline", str(results), "--tol", "psnr=0.1"]) == 2
     assert "did you mean" in capsys.readouterr().err
+
+
+def test_method_cards_name_size_and_weights_source(results, tmp_path):
+    from eqbench.report.methods import method_infos
+
+    doc = load_results(results)
+    infos = method_infos(doc, ["bicubic", "liif"])
+    assert (infos["liif"].size, infos["liif"].source, infos["liif"].flag) == ("tiny", "random-init", "random-init")
+    assert infos["bicubic"].reference and infos["bicubic"].params == 0 and infos["bicubic"].flag == ""
+    doc["models"]["liif"] |= {"source": "plugin", "spec": "mypkg.models:make_liif", "size": "paper"}
+    p = tmp_path / "plugin.json"
+    write_json_atomic(p, doc)
+    out = tmp_path / "plugin.html"
+    assert main(["report", str(p), "-o", str(out)]) == 0
+    card = out.read_text().split('id="card-liif"')[1].split("</div>")[0]
+    assert "<dd>paper</dd>" in card and "plugin <code>mypkg.models:make_liif</code>" in card
