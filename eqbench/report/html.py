@@ -123,9 +123,11 @@ def _provenance(doc: dict) -> list[tuple[str, object]]:
 
 def context(doc: dict, *, reference: str | None = None, published: bool = True, cka_pairs: str | None = None) -> dict:
     """Everything the template shows (also the source of the markdown / CSV exports)."""
+    an = doc.get("analyses") or {}
+    cka = [e for e in an.get("cka") or [] if isinstance(e, dict)]
     methods = list(dict.fromkeys([r["method"] for r in doc["rows"]] + [
-        p.get("method") for p in ((doc.get("analyses") or {}).get("profile_details") or {}).values()
-        if isinstance(p, dict) and p.get("method")]))  # fmt: skip
+        p.get("method") for p in (an.get("profile_details") or {}).values() if isinstance(p, dict) and p.get("method")]
+        + [m for e in cka for m in ([e["method"]] if e.get("method") else e.get("methods") or [])]))  # fmt: skip
     infos = method_infos(doc, methods)
     order = ordered(methods, infos)
     ref = reference_method(infos)
