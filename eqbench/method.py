@@ -264,6 +264,12 @@ def method_entry(name: str) -> MethodEntry:
     return entry
 
 
+def is_reference(name: str) -> bool:
+    """Whether `name` is the registered reference method (False for names the registry does not know)."""
+    _load_builtin_methods()
+    return name in METHODS and METHODS.get(name).reference
+
+
 def create_method(name: str, *, size: str = "paper", **options) -> SRMethod:
     """The architecture of method `name` at its RANDOM initialisation (for training, or to load weights
     into yourself). To evaluate a model, use `load_method`, which never returns untrained weights."""

@@ -17,8 +17,11 @@ Analysis rows and documents (`eqbench analyze`, eqbench/run/store.py):
   * analyses["cka"]: a list of heatmap entries {"kind": "layers-across-scales" | "layer-by-layer" |
     "between-methods", "method" or "methods", "scales", "title", "matrix" (rows = ylabels, cols = xlabels),
     "ylabels", "xlabels", "n_crops", "estimator", "figures", "config", "provenance"}.
-  * analyses["profile"]: a list of display rows (the ArbSR Table 3 layout, strings) {"method", "params",
-    "memory (...)", "time (...)", "FLOPs (...)", "device"}; analyses["profile_details"]["method@size"] =
+  * analyses["profile"]: a list of rows of numbers (the ArbSR Table 3 entries; formatted only when rendered)
+    {"method", "size", "params", "memory_bytes", "memory_input", "memory_scale", "time_s", "time_dataset",
+    "time_scale", "flops", "flops_input", "flops_scale", "device", "threads"} (files before 2026-12 hold
+    display strings here; the report reads profile_details, which has always been numbers);
+    analyses["profile_details"]["method@size"] =
     {"params": {"total", "trainable"}, "flops_unit", "flops": [{"lr", "out", "scale", "flops", "by_op",
     "by_module_formula"}], "latency": {...}, "memory": {...}, "config", "provenance"};
     analyses["profile_table"] = {"text", "methods"}.
@@ -151,12 +154,30 @@ def row_problem(row) -> str | None:
     return None
 
 
+def scale_label(s) -> str:
+    """A hashable label for a [h, w] scale: '2', '2.75', '1.5x4' (h x w)."""
+    h, w = float(s[0]), float(s[1])
+    return f"{h:g}" if h == w else f"{h:g}x{w:g}"
+
+
 def rows_frame(doc: dict):
-    """The tidy rows as a pandas DataFrame (scale split into scale_h / scale_w)."""
+    """The tidy rows as a pandas DataFrame: `scale` is a hashable label ('2', '1.5x4'), `scale_h` / `scale_w`
+    the factors as floats, `value` a float (inf/nan restored), `kind` filled ('eval' for old rows).
+    E.g. rows_frame(doc).pivot_table(index="method", columns=["dataset", "scale"], values="value")
+    (filter `metric` and `kind` first)."""
     import pandas as pd
 
-    df = pd.DataFrame([{k: v for k, v in r.items() if k != "images"} for r in doc["rows"]])
-    if not df.empty and "scale" in df:
+    df = pd.DataFrame([{k: v for k, v in r.items() if k not in ("images", "crops")} for r in doc["rows"]])
+    if df.empty:
+        return df
+    if "kind" in df:
+        df["kind"] = df["kind"].fillna("eval")
+    if "scale" in df:
         df["scale_h"] = df["scale"].map(lambda s: float(s[0]))
         df["scale_w"] = df["scale"].map(lambda s: float(s[1]))
+        df["scale"] = df["scale"].map(scale_label)
+    if "value" in df:
+        df["value"] = df["value"].map(float)
+    if "skipped" in df:
+        df["skipped"] = df["skipped"].map(lambda v: tuple(v) if isinstance(v, list) else v)
     return df

@@ -201,19 +201,35 @@ def _si(v: float, unit: str = "") -> str:
     return f"{v:.3g}{unit}"
 
 
-def display_row(p: dict) -> dict[str, str]:
-    """One method's Table 3 entries as display strings: params, memory, time, FLOPs at the memory input."""
+def profile_row(p: dict) -> dict:
+    """One method's Table 3 entries as numbers (results.json analyses["profile"]; formatted only when shown):
+    params, peak memory (bytes) at the memory input, mean latency (s) on the timed dataset, FLOPs at the
+    memory input (or the first FLOPs setting), with the settings they were measured at."""
     mem = p["memory"]
-    row = {"method": p["method"] if p["size"] == "paper" else f"{p['method']} ({p['size']})",
-           "params": _si(p["params"]["total"]),
-           f"memory ({mem['lr'][0]}x{mem['lr'][1]}, x{Scale(*mem['scale']).label()})": _si(mem["peak_bytes"], "B")}
-    lat = p.get("latency")
-    if lat:
-        key = f"time ({lat['dataset'] or 'dataset'} x{Scale(*lat['scale']).label()}, mean)"
-        row[key] = f"{lat['mean_median_s']:.3g}s"
     f = next((f for f in p["flops"] if (f["lr"], f["scale"]) == (mem["lr"], mem["scale"])), p["flops"][0])
-    row[f"FLOPs ({f['lr'][0]}x{f['lr'][1]}, x{Scale(*f['scale']).label()})"] = _si(f["flops"])
-    row["device"] = f"{p['device']}, {p['threads']} threads"
+    lat = p.get("latency") or {}
+    return {"method": p["method"], "size": p["size"], "params": p["params"]["total"],
+            "memory_bytes": mem["peak_bytes"], "memory_input": list(mem["lr"]), "memory_scale": list(mem["scale"]),
+            "time_s": lat.get("mean_median_s"), "time_dataset": lat.get("dataset"),
+            "time_scale": list(lat["scale"]) if lat.get("scale") else None,
+            "flops": f["flops"], "flops_input": list(f["lr"]), "flops_scale": list(f["scale"]),
+            "device": p["device"], "threads": p["threads"]}  # fmt: skip
+
+
+def display_row(p: dict) -> dict[str, str]:
+    """profile_row formatted for the text Table 3: params, memory, time, FLOPs at the memory input."""
+    r = profile_row(p)
+
+    def at(lr, scale) -> str:
+        return f"{lr[0]}x{lr[1]}, x{Scale(*scale).label()}"
+
+    row = {"method": r["method"] if r["size"] == "paper" else f"{r['method']} ({r['size']})",
+           "params": _si(r["params"]),
+           f"memory ({at(r['memory_input'], r['memory_scale'])})": _si(r["memory_bytes"], "B")}
+    if r["time_s"] is not None:
+        row[f"time ({r['time_dataset'] or 'dataset'} x{Scale(*r['time_scale']).label()}, mean)"] = f"{r['time_s']:.3g}s"
+    row[f"FLOPs ({at(r['flops_input'], r['flops_scale'])})"] = _si(r["flops"])
+    row["device"] = f"{r['device']}, {r['threads']} threads"
     return row
 
 

@@ -49,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crops", type=int, help=f"cka: number of LR crops (default {O.crops})")
     p.add_argument("--crop-size", type=int, help=f"cka: LR crop side in pixels (default {O.crop_size})")
     p.add_argument("--batch-size", type=int, help=f"cka: crops per minibatch (>= 4, default {O.batch_size})")
+    p.add_argument("--cka-pairs", metavar="all|METHOD", help="cka between methods: 'all' pairs, or each method vs "
+                   "METHOD (default: each method vs the first one)")
     p.add_argument("--input-sizes", nargs="+", type=int,
                    help=f"profile: square LR sides for FLOPs (default {' '.join(map(str, O.input_sizes))})")
     p.add_argument("--memory-input", type=int, help=f"profile: square LR side for peak memory (default "

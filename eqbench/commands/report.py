@@ -14,6 +14,8 @@ EXAMPLES = """examples:
   eqbench report runs/eval/results.json -o report.html
   eqbench report runs/eval/results.json --format md
   eqbench report runs/eval/results.json --format csv --metric ssim-y -o ssim.csv
+  eqbench report runs/eval/results.json --format md --metric all        # every table of the HTML report
+  eqbench report runs/eval/results.json --cka-pairs all                 # every between-method CKA pair
   eqbench report runs/matlab/results.json runs/eqsr/results.json --sensitivity bicubic --format md"""
 
 
@@ -24,8 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "results file (one protocol each) side by side")
     p.add_argument("-o", "--output", help="output file (default: report.html beside results.json; md/csv: stdout)")
     p.add_argument("--format", choices=["html", "md", "csv"], default="html")
-    p.add_argument("--metric", default="psnr-y", help="for md/csv: which metric's table")
-    p.add_argument("--reference", help="method the relative plots subtract (default: the first learned method)")
+    p.add_argument("--metric", default="psnr-y", help="for md/csv: which metric's table, or 'all' (every table of "
+                   "the HTML report, captioned; CSV at full precision)")
+    p.add_argument("--reference", help="method the relative plots subtract (default: the parameter-free reference)")
+    p.add_argument("--cka-pairs", metavar="all|METHOD", help="between-method CKA shown: 'all' pairs, or each method "
+                   "vs METHOD (default: each method vs the first one with between-method CKA)")
     p.add_argument("--no-published", action="store_true", help="leave out the block of published numbers")
 
 
@@ -39,7 +44,7 @@ def run(a: argparse.Namespace) -> int:
     if len(a.results) > 1:
         raise EqbenchError("several results files make a protocol sensitivity view: add --sensitivity METHOD")
     a.results = a.results[0]
-    if a.metric not in METRICS:  # checked for every format (html ignores it, but a typo is still a typo)
+    if a.metric != "all" and a.metric not in METRICS:  # every format (html ignores it; a typo is still a typo)
         from ..errors import unknown_name
 
         raise unknown_name("metric", a.metric, METRICS)
@@ -47,14 +52,15 @@ def run(a: argparse.Namespace) -> int:
     if a.format == "html":
         from ..report.html import render
 
-        html = render(doc, reference=a.reference, published=not a.no_published)
+        html = render(doc, reference=a.reference, published=not a.no_published, cka_pairs=a.cka_pairs)
         out = Path(a.output) if a.output else Path(a.results).with_name("report.html")
         _write(out, html)
         print(f"wrote {out}")
         return 0
     text = render_tables(doc, a.metric, a.format)
     if not text:
-        raise EqbenchError(f"{a.results} has no {a.metric!r} rows")
+        what = "tables" if a.metric == "all" else f"{a.metric!r} rows"
+        raise EqbenchError(f"{a.results} has no {what} to export; try --metric all (or another --metric)")
     if a.output:
         _write(Path(a.output), text)
         print(f"wrote {a.output}")

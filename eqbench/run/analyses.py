@@ -46,12 +46,18 @@ class AnalysisConfig:
         return next(m for m in self.models if m.method == name)
 
     def to_dict(self) -> dict:
-        return {"methods": list(self.methods), "scales": [s.as_list() for s in self.scales],
-                "datasets": list(self.datasets), "protocol": self.protocol.id, "out": str(self.out),
-                "data_root": self.data_root, "limit": self.limit, "device": self.device, "seed": self.seed,
-                **self.options.to_dict(),
-                "models": {m.method: {"size": m.size, "source": m.source, "weights": m.weights,
-                                      "options": dict(m.options)} for m in self.models}}  # fmt: skip
+        d = {"methods": list(self.methods), "scales": [s.as_list() for s in self.scales],
+             "datasets": list(self.datasets), "protocol": self.protocol.id, "out": str(self.out),
+             "data_root": self.data_root, "limit": self.limit, "device": self.device, "seed": self.seed,
+             **self.options.to_dict(),
+             "models": {m.method: {"size": m.size, "source": m.source, "weights": m.weights,
+                                   "options": dict(m.options)} for m in self.models}}  # fmt: skip
+        # The size of the models actually used (the zoo's tiny ones unless --weights/--size said otherwise),
+        # not a preset default: one size, or "per model" (see "models") when they differ.
+        sizes = {m.size for m in self.models if m.source != "parameter-free"}
+        if sizes:
+            d["size"] = sizes.pop() if len(sizes) == 1 else "per model"
+        return d
 
 
 def _log(msg: str) -> None:
@@ -128,6 +134,15 @@ def run_equivariance(cfg: AnalysisConfig, store: AnalysisStore) -> list[str]:
     return failed
 
 
+def cka_method_pairs(methods: tuple[str, ...], pairs: str | None) -> list[tuple[str, str]]:
+    """The between-method CKA pairs: every pair for "all", else each method vs one reference (`pairs` names
+    it; None: the first method). One reference keeps n-1 pairs instead of n(n-1)/2."""
+    if pairs == "all":
+        return [(a, b) for i, a in enumerate(methods) for b in methods[i + 1 :]]
+    ref = pairs if pairs in methods else (methods[0] if methods else None)
+    return [(ref, m) for m in methods if m != ref]
+
+
 def run_cka(cfg: AnalysisConfig, store: AnalysisStore) -> list[str]:
     """CKA heatmaps; returns the methods whose features were not finite (reported, left out)."""
     from ..analysis.cka import GramStore
@@ -193,24 +208,23 @@ def _cka_within(cfg: AnalysisConfig, grams, m: str, taps) -> list[dict]:
 
 
 def _cka_between(cfg: AnalysisConfig, grams, taps: dict) -> list[dict]:
-    """Every pair of methods at each scale: layer x layer CKA."""
+    """The chosen pairs of methods (`cka_method_pairs`) at each scale: layer x layer CKA."""
     from ..analysis.taps import cross_matrix
 
-    out, methods = [], list(taps)  # the methods whose features were finite
-    for i, ma in enumerate(methods):
-        for mb in methods[i + 1 :]:
-            for s in cfg.scales:
-                lab = s.label()
-                out.append(_heatmap({"kind": "between-methods", "methods": [ma, mb], "scales": [lab, lab],
-                                     "matrix": cross_matrix(grams, (ma, lab), taps[ma], (mb, lab), taps[mb]),
-                                     "title": f"CKA {ma} (rows) vs {mb}, x{lab}", "ylabels": list(taps[ma]),
-                                     "xlabels": list(taps[mb])}, f"cka_{ma}_vs_{mb}_x{lab}", cfg.out, ylabel=ma,
-                                    xlabel=mb))  # fmt: skip
+    out = []
+    for ma, mb in cka_method_pairs(tuple(taps), cfg.options.cka_pairs):  # the methods whose features were finite
+        for s in cfg.scales:
+            lab = s.label()
+            out.append(_heatmap({"kind": "between-methods", "methods": [ma, mb], "scales": [lab, lab],
+                                 "matrix": cross_matrix(grams, (ma, lab), taps[ma], (mb, lab), taps[mb]),
+                                 "title": f"CKA {ma} (rows) vs {mb}, x{lab}", "ylabels": list(taps[ma]),
+                                 "xlabels": list(taps[mb])}, f"cka_{ma}_vs_{mb}_x{lab}", cfg.out, ylabel=ma,
+                                xlabel=mb))  # fmt: skip
     return out
 
 
 def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> list[str]:
-    from ..analysis.profile import ProfileConfig, display_row, profile_method, table3
+    from ..analysis.profile import ProfileConfig, profile_method, profile_row, table3
     from ..protocol import get_protocol
 
     o = cfg.options
@@ -232,7 +246,7 @@ def run_profile(cfg: AnalysisConfig, store: AnalysisStore) -> list[str]:
         prof = profile_method(pcfg)
         profiles.append(prof)
         store.set_analysis("profile_details", f"{m}@{pcfg.size}", prof, cfg.to_dict())
-        store.put_entries("profile", [display_row(prof)], ("method",))
+        store.put_entries("profile", [profile_row(prof)], ("method", "size"))
         store.save()
     table = table3(profiles)
     store.doc["analyses"]["profile_table"] = {"text": table, "methods": [p["method"] for p in profiles]}

@@ -49,6 +49,8 @@ class AnalysisOptions:
     crop_size: int = 48
     batch_size: int = 16
     between_methods: bool = True
+    # between-method CKA pairs: "all", or each method vs one method (its name; None: the first method)
+    cka_pairs: str | None = None
     # profile: FLOPs at square LR inputs, peak memory at one input and scale, latency on dataset images
     input_sizes: tuple[int, ...] = (100,)
     memory_input: int = 100
@@ -210,6 +212,7 @@ OPTION_TYPES: dict[str, str] = {
 }  # fmt: skip
 ANALYSIS_OPTION_TYPES: dict[str, str] = {
     "eq_crop": "int", "crops": "int", "crop_size": "int", "batch_size": "int", "between_methods": "bool",
+    "cka_pairs": "str",
     "input_sizes": "ints", "memory_input": "int", "memory_scale": "scale", "timing_scale": "scale",
     "min_run_time": "number", "min_measurements": "int", "timing": "bool", "timing_limit": "int",
 }  # fmt: skip
@@ -384,6 +387,10 @@ def build_analyze_config(analysis: str, cli: dict, *, progress: bool = True) -> 
                            random_init=bool(cli.get("random_init")), fallback_random=analysis == "profile")
     if analysis == "cka" and list(cli["methods"]) == ["all"]:  # a parameter-free method has no layers to compare
         specs = [s for s in specs if s.source != "parameter-free"]
+    methods = [s.method for s in specs]
+    if options.cka_pairs not in (None, "all", *methods):
+        raise EqbenchError(f"--cka-pairs takes 'all' or one of the --methods ({' '.join(methods)}), "
+                           f"got {options.cka_pairs!r}")
     datasets = cli.get("datasets") or default_datasets(cli.get("data_root"))
     return RunConfig(
         models=tuple(specs), datasets=tuple(dict.fromkeys(datasets)),

@@ -41,12 +41,17 @@ class AnalysisStore:
         self.provenance = prov
 
     def add_dataset(self, name: str, files, folder: str, source: str) -> None:
-        self.doc["datasets"][name] = {
-            "digest": digest(files),
-            "n_files": len(files),
-            "folder": folder,
-            "source": source,
-        }
+        """Record the images an analysis read. An evaluation's record of the same dataset with other
+        images (an analysis under --limit) is kept: the subset goes under its "subsets" list, so the
+        evaluation rows keep the digest they were measured on (eqbench compare checks it)."""
+        entry = {"digest": digest(files), "n_files": len(files), "folder": folder, "source": source}
+        old = self.doc["datasets"].get(name)
+        if old and old.get("digest") not in (None, entry["digest"]):
+            subsets = old.setdefault("subsets", [])
+            if not any(s.get("digest") == entry["digest"] for s in subsets):
+                subsets.append({"digest": entry["digest"], "n_files": entry["n_files"]})
+            return
+        self.doc["datasets"][name] = entry
 
     def add_rows(self, rows: list[dict]) -> None:
         new = {_key(r) for r in rows}

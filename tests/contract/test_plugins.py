@@ -214,14 +214,14 @@ def test_example_ci_script_passes_on_a_clean_copy_and_fails_when_the_model_chang
     env = plugin_env(tmp_path / "site", proj)
     ok = subprocess.run(["sh", str(proj / "ci.sh")], env=env, capture_output=True, text=True, timeout=600)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "18 ok" in ok.stdout
+    assert "18 within tolerance" in ok.stdout
     models = proj / "mysr" / "models.py"
     src = models.read_text()
     assert 'mode="bilinear", align_corners=False)' in src
     models.write_text(src.replace('size=out_size, mode="bilinear"', 'size=out_size, mode="bicubic"'))
     bad = subprocess.run(["sh", str(proj / "ci.sh")], env=env, capture_output=True, text=True, timeout=600)
     assert bad.returncode == 1, bad.stdout + bad.stderr
-    changed = [ln for ln in bad.stdout.splitlines() if ln.startswith(("improved", "regression"))]
+    changed = [ln for ln in bad.stdout.splitlines() if ln.startswith(("improved", "regressed"))]
     assert changed and all("mysr-bilinear" in ln for ln in changed)
     prov = load_results(proj / "runs" / "ci" / "results.json")["models"]["mysr-implicit"]["plugin"]
     assert (prov["origin"], prov["spec"], prov["package"], prov["package_version"]) == (

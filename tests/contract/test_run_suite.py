@@ -138,9 +138,14 @@ def test_run_with_analyses_and_report(fake_zoo, tiny_root, tmp_path, capsys):
     assert doc["models"]["liif"]["source"] == "zoo" and doc["models"]["liif"]["size"] == "tiny"
     assert doc["provenance"]["weights_sha256"] == {"liif": fake_zoo.sha256}
     assert {e["kind"] for e in doc["analyses"]["cka"]} >= {"layers-across-scales"}
-    assert [r["method"] for r in doc["analyses"]["profile"]] == ["bicubic", "liif (tiny)"]
+    prof = doc["analyses"]["profile"]  # numbers, formatted only when rendered
+    assert [(r["method"], r["size"]) for r in prof] == [("bicubic", "paper"), ("liif", "tiny")]
+    assert all(isinstance(r["params"], int) and isinstance(r["flops"], int) for r in prof)
+    cka_cfg = next(e for e in doc["analyses"]["cka"])["config"]
+    assert cka_cfg["size"] == "tiny"  # the size of the zoo models used, not the preset default
     html = (out / "report.html").read_text()
-    assert "<table" in html and "EQ_S" in html and "data:image/png;base64" in html
+    assert "<table" in html and "EQ_S" in html and ("data:image/png;base64" in html or "data:image/svg" in html)
+    assert 'id="card-liif"' in html and "FLOPs and peak memory at" in html
 
 
 def test_results_name(tiny_root, tmp_path, capsys):

@@ -318,7 +318,10 @@ def test_cli_cka_writes_matrices_and_heatmaps(tmp_path, monkeypatch, capsys):
     assert cross[0][0] == pytest.approx(1.0, abs=1e-9)  # same weights, "head" is unmodulated
     assert main(["report", str(out / "results.json")]) == 0  # the HTML report renders the heatmaps
     html = (out / "report.html").read_text()
-    assert html.count("toy: layer x layer CKA") == 2 and "CKA toy (rows) vs toy-aware, x3" in html
+    # small multiples: one figure per scale pair (both methods as panels), one per scale between methods
+    assert 'id="fig-cka-lbl-2-3"' in html
+    assert "CKA between methods at x2" in html and "CKA between methods at x3" in html
+    assert html.count('<figure id="fig-cka-') == 4  # layers-across-scales + 1 layer x layer + 2 between methods
     assert main(argv) == 0  # a second run replaces the entries
     assert len(json.loads((out / "results.json").read_text())["analyses"]["cka"]) == 6
     for stem in ("cka_toy_layers_across_scales", "cka_toy_x2_vs_x3", "cka_toy_vs_toy-aware_x3"):

@@ -231,13 +231,15 @@ def test_cli_profile(toy_registered, monkeypatch, tmp_path):
         ([20, 20], [3.0, 3.0]),
     ]
     assert p["flops"][2]["flops"] == 2 * 400 * 816 and "profile_table" in doc["analyses"]
-    assert doc["analyses"]["profile"] == [
-        {"method": "toy-conv (tiny)", "params": "835", "memory (100x100, x4)": "5B", "FLOPs (10x10, x2)": "163K",
-         "device": f"cpu, {torch.get_num_threads()} threads"}
+    assert doc["analyses"]["profile"] == [  # numbers; the report formats them
+        {"method": "toy-conv", "size": "tiny", "params": 835, "memory_bytes": 5, "memory_input": [100, 100],
+         "memory_scale": [4.0, 4.0], "time_s": None, "time_dataset": None, "time_scale": None,
+         "flops": 2 * 100 * 816, "flops_input": [10, 10], "flops_scale": [2.0, 2.0], "device": "cpu",
+         "threads": torch.get_num_threads()}
     ]  # fmt: skip
     assert main(["report", str(out / "results.json")]) == 0  # the HTML report renders the Table 3 rows
     html = (out / "report.html").read_text()
-    assert "Model profiles" in html and "toy-conv (tiny)" in html and "163K" in html
+    assert "Model profiles" in html and "toy-conv [tiny]" in html and "163K" in html
 
 
 @declare_flops(lambda u, kernel, out: involution_flops(out.shape, 9))
