@@ -7,8 +7,9 @@ import importlib
 import sys
 import warnings
 
+from . import __version__
 from .commands import MODULES
-from .errors import EqbenchError
+from .errors import EqbenchError, EqbenchWarning
 
 
 def _modules():
@@ -18,6 +19,7 @@ def _modules():
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     ap = argparse.ArgumentParser(prog="eqbench", description="Benchmark and scale-equivariance analysis suite "
                                  "for arbitrary-scale super-resolution.")
+    ap.add_argument("--version", action="version", version=f"eqbench {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     handlers = {}
@@ -32,8 +34,6 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
 def main(argv: list[str] | None = None) -> int:
     ap, handlers = build_parser()
     args = ap.parse_args(argv)
-    from .errors import EqbenchWarning
-
     default_show = warnings.showwarning
 
     def show(message, category, *rest, **kw):

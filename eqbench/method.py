@@ -128,14 +128,31 @@ def register_method(name: str, *, description: str, sizes: tuple[str, ...] = SIZ
     def deco(factory: Callable[..., SRMethod]) -> Callable[..., SRMethod]:
         params = inspect.signature(factory).parameters
         options = tuple(p for p in params if p != "size")
+        _check_catalog(name, description, sizes, options)
         METHODS.add(name, MethodEntry(name, factory, description, sizes, options))
         return factory
 
     return deco
 
 
+def _check_catalog(name: str, description: str, sizes: tuple[str, ...], options: tuple[str, ...]) -> None:
+    """A built-in method's registration must match its torch-free entry in baselines/catalog.py (what
+    `eqbench methods` prints without importing the models)."""
+    from baselines.catalog import BY_NAME
+
+    info = BY_NAME.get(name)
+    if info is None:
+        return
+    declared = (info.description, tuple(info.sizes), tuple(info.options))
+    if declared != (description, tuple(sizes), options):
+        raise ValueError(f"method {name!r}: registration (description, sizes, options) = "
+                         f"{(description, tuple(sizes), options)!r} differs from baselines/catalog.py {declared!r}")
+
+
 def _load_builtin_methods() -> None:
-    import baselines  # noqa: F401  (registers the methods under test)
+    import baselines
+
+    baselines.load_all()  # registers the methods under test
 
 
 def list_methods() -> list[str]:

@@ -15,9 +15,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
-    from ..method import list_methods, method_entry
+    # the torch-free catalog, not the registry: listing must not import the models (issue 20)
+    from baselines.catalog import BUILTIN
 
-    for n in list_methods():
-        e = method_entry(n)
-        print(f"{n:<12} sizes: {'/'.join(e.sizes):<11} options: {', '.join(e.options) or '-':<40} {e.description}")
+    for e in sorted(BUILTIN):
+        print(f"{e.name:<12} sizes: {'/'.join(e.sizes):<11} options: {', '.join(e.options) or '-':<40} "
+              f"{e.description}")
     return 0
