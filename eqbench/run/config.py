@@ -28,7 +28,7 @@ DEFAULTS: dict = {
     "methods": None, "datasets": None, "scales": ["2", "3", "4"], "protocol": "matlab", "size": None,
     "weights": {}, "limit": None, "device": "cpu", "seed": 0, "out": None, "data_root": None,
     "random_init": False, "resume": False, "force": False, "analyses": None, "report": True,
-    "analysis_options": {}, "results_name": "results.json",
+    "analysis_options": {}, "results_name": "results.json", "cell_cache": None,
 }  # fmt: skip
 # AnalysisConfig fields a YAML file may set under analysis_options.
 ANALYSIS_OPTIONS = ("eq_crop", "crops", "crop_size", "batch_size", "input_sizes", "memory_input",
@@ -54,6 +54,7 @@ class RunConfig:
     progress: bool = True
     config_file: str | None = None
     results_name: str = "results.json"
+    cell_cache: str | None = None  # folder of cached cells (eqbench/run/cells.py); None: evaluate every cell
 
     @property
     def results_path(self) -> Path:
@@ -72,6 +73,7 @@ class RunConfig:
             "protocol": self.protocol.id, "out": str(self.out), "data_root": self.data_root, "limit": self.limit,
             "device": self.device, "seed": self.seed, "analyses": list(self.analyses),
             "analysis_options": dict(self.analysis_options), "config_file": self.config_file,
+            "cell_cache": self.cell_cache,
         }  # fmt: skip
 
 
@@ -102,7 +104,7 @@ def load_yaml(path: str | Path) -> dict:
         if k not in ANALYSIS_OPTIONS:
             raise unknown_name(f"analysis option in {p}:", k, ANALYSIS_OPTIONS)
     # Relative paths in the file are relative to the file, so a config works from any folder.
-    for k in ("out", "data_root"):
+    for k in ("out", "data_root", "cell_cache"):
         if data.get(k) is not None:
             data[k] = str((p.parent / str(data[k])).resolve()) if not Path(str(data[k])).is_absolute() else data[k]
     data["weights"] = {str(m): str(v if Path(str(v)).is_absolute() else (p.parent / str(v)).resolve())
@@ -173,6 +175,7 @@ def build_config(cli: dict, *, config_file: str | None = None, progress: bool = 
         data_root=o["data_root"], limit=o["limit"], device=o["device"], seed=o["seed"], resume=bool(o["resume"]),
         force=bool(o["force"]), analyses=analyses, analysis_options=tuple(sorted(o["analysis_options"].items())),
         report=o["report"], progress=progress, config_file=config_file, results_name=_results_name(o),
+        cell_cache=str(Path(o["cell_cache"]).expanduser()) if o["cell_cache"] else None,
     )  # fmt: skip
 
 
