@@ -28,12 +28,14 @@ Official quirks kept, because published weights expect them (spec: ../shared/spe
      whole query grid (a pixel depends on every queried pixel, so crops of the grid are not equal to
      the full grid), a learnable RBF length-scale shared by both blocks.
   5. The involution (official: CUDA-only CuPy kernel) is computed as its unfold form on any device.
-Memory-bounded path (options, default off = official one-shot): `tile` runs the backbone on LR tiles of
-that size with `tile_overlap` context pixels (approximate: windows, shifts and the AFE's SE pooling see
-the tile, not the image); `band_rows` decodes HR rows in bands after a pass that collects the ECA
-statistics of the whole grid, so banded decoding equals the one-shot decoding (up to float summation).
-On that path the feature taps fire once per tile / band / pass (with halo rows): analyses that read
-taps (CKA) should use the one-shot path.
+Memory: by default the window attention runs in chunks of windows (eqsr_attention.ATTN_CHUNK_ELEMS) and
+the decoder decodes grids above NeuralKriging.ONE_SHOT_ELEMS in row bands, after a pass per block that
+collects the ECA statistics of the whole grid: both equal the whole-image computation (up to float
+summation of the pooled means, <= 1e-5); x4 of 256x256 with the paper preset needs < 2 GiB instead of
+9.3. `band_rows=N` sets the band height (N >= H: one shot). `tile` runs the backbone on LR tiles of that
+size with `tile_overlap` context pixels: approximate (windows, shifts and the AFE's SE pooling see the
+tile, not the image). On the banded / tiled paths the feature taps fire once per tile / band / pass (with
+halo rows): analyses that read taps (CKA, on small crops) get the one-shot path.
 Training: `forward_window(lr, out_size, window)` queries only an HR window of the out_size frame, as the
 official recipe does (48x48 targets in a 48r x 48r crop; the code sees 2/(48r); window edges are grid
 borders and ECA pools over the window).

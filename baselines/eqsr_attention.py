@@ -70,8 +70,29 @@ class Mlp(nn.Module):
         return self.fc2(F.gelu(self.fc1(x)))
 
 
+# Attention scores of at most this many elements exist at once (64 MiB in float32): windows are independent,
+# so computing them in chunks of windows gives the same result as all at once (an LR 256x256 paper-size
+# overlapping cross-attention would otherwise hold 256 windows x 6 heads x 256 x 576 scores, 0.9 GB, x3).
+ATTN_CHUNK_ELEMS = 2 ** 24
+
+
 def _attend(q, k, v, bias, mask, heads: int, scale: float) -> torch.Tensor:
-    """q (b_, nq, C), k/v (b_, nk, C) -> (b_, nq, C); bias (heads, nq, nk); mask (nW, nq, nk) or None."""
+    """q (b_, nq, C), k/v (b_, nk, C) -> (b_, nq, C); bias (heads, nq, nk); mask (nW, nq, nk) or None
+    (window i of the batch uses mask[i % nW]). Evaluated in chunks of windows (ATTN_CHUNK_ELEMS)."""
+    b_, nq, _ = q.shape
+    step = max(1, ATTN_CHUNK_ELEMS // (heads * nq * k.shape[1]))
+    if step >= b_:
+        return _attend_all(q, k, v, bias, mask, heads, scale)
+    out = q.new_empty(q.shape)
+    for s in range(0, b_, step):
+        e = min(b_, s + step)
+        m = None if mask is None else mask[torch.arange(s, e, device=mask.device) % mask.shape[0]]
+        out[s:e] = _attend_all(q[s:e], k[s:e], v[s:e], bias, m, heads, scale)
+    return out
+
+
+def _attend_all(q, k, v, bias, mask, heads: int, scale: float) -> torch.Tensor:
+    """`_attend` on all windows at once; here mask (m, nq, nk) repeats along the batch (b_ % m == 0)."""
     b_, nq, c = q.shape
     nk = k.shape[1]
     q = q.reshape(b_, nq, heads, c // heads).transpose(1, 2) * scale

@@ -117,6 +117,11 @@ class NeuralKriging(nn.Module):
     """feat (B, C, h, w) -> RGB on the dense (H, W) grid (in the backbone's normalised colour space)."""
 
     HALO = 2  # rows of context per side: each block has a 3x3 reach (kernel conv and involution)
+    # band_rows=None (default) picks the decoding: one shot while one latent-width tensor of the whole grid
+    # has at most ONE_SHOT_ELEMS elements (256 MiB in float32), else row bands of about BAND_ELEMS elements
+    # per latent-width tensor, after two passes that collect the ECA statistics of the whole grid.
+    ONE_SHOT_ELEMS = 2 ** 26
+    BAND_ELEMS = 2 ** 24
 
     def __init__(self, in_dim: int, latent: int = 256, kernel: str = "both") -> None:
         super().__init__()
@@ -175,12 +180,22 @@ class NeuralKriging(nn.Module):
         ax = self._axes(feat, out_size, window)
         if window is not None:
             out_size = (window[2], window[3])
+        if band_rows is None:
+            band_rows = self.auto_band_rows(out_size)
         if band_rows is None or band_rows >= out_size[0]:
             h0, dist = self._inputs(feat, ax, 0, out_size[0])
             r = F.relu(self.blocks[0](h0, dist))
             r = F.relu(self.blocks[1](r, dist))
             return self.to_rgb(F.relu(r + h0))
         return self._banded(feat, ax, out_size, band_rows)
+
+    def auto_band_rows(self, out_size: tuple[int, int]) -> int | None:
+        """None (one shot) for grids up to ONE_SHOT_ELEMS per latent-width tensor, else the band height."""
+        H, W = out_size
+        latent = self.to_rgb.in_channels
+        if H * W * latent <= self.ONE_SHOT_ELEMS:
+            return None
+        return max(1, self.BAND_ELEMS // (W * latent))
 
     def _banded(self, feat: torch.Tensor, ax: dict, out_size: tuple[int, int], band_rows: int):
         """Three passes over row bands: ECA statistics of block 1, of block 2, then the output.

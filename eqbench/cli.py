@@ -8,8 +8,9 @@ import importlib
 import sys
 import warnings
 
+from . import __version__
 from .commands import MODULES
-from .errors import EqbenchError
+from .errors import EqbenchError, EqbenchWarning
 
 # Environment problems of the output folder: reported as one line like any EqbenchError.
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
@@ -22,6 +23,7 @@ def _modules():
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     ap = argparse.ArgumentParser(prog="eqbench", description="Benchmark and scale-equivariance analysis suite "
                                  "for arbitrary-scale super-resolution.")
+    ap.add_argument("--version", action="version", version=f"eqbench {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     handlers = {}
@@ -36,8 +38,6 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
 def main(argv: list[str] | None = None) -> int:
     ap, handlers = build_parser()
     args = ap.parse_args(argv)
-    from .errors import EqbenchWarning
-
     default_show = warnings.showwarning
 
     def show(message, category, *rest, **kw):

@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import inspect
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -250,7 +248,7 @@ def method_entry(name: str) -> MethodEntry:
         return METHODS.get(name)
     if name in _PLUGIN_ENTRIES:
         return _PLUGIN_ENTRIES[name]
-    from .plugins import entry_points, is_spec, load_callable, make_factory, spec_plugin
+    from .plugins import entry_points, is_spec, load_callable, spec_plugin
 
     eps = entry_points(METHODS.names())
     if not is_spec(name) and name not in eps:
@@ -258,7 +256,7 @@ def method_entry(name: str) -> MethodEntry:
     plugin = spec_plugin(name) if is_spec(name) else eps[name]
     fn = load_callable(plugin)  # an import error is reported now, before any work
     doc = (getattr(fn, "__doc__", None) or "").strip().splitlines()
-    entry = MethodEntry(name, make_factory(plugin), doc[0] if doc else plugin.value, SIZES, (),
+    entry = MethodEntry(name, _plugin_factory(plugin), doc[0] if doc else plugin.value, SIZES, (),
                         origin=plugin.describe(), plugin=plugin)
     _PLUGIN_ENTRIES[name] = entry
     return entry
@@ -287,52 +285,28 @@ def create_method(name: str, *, size: str = "paper", **options) -> SRMethod:
     return model
 
 
-def load_method(name: str, weights: str | os.PathLike | None = "zoo", *, size: str | None = None,
-                device: str = "cpu", **options) -> SRMethod:
-    """A trained model ready for inference (eval mode, on `device`), by the CLI's rule: never random weights.
+def _plugin_factory(plugin):
+    """A registry factory `f(size=..., **options)`: calls the plugin and checks it returns an SRMethod."""
 
-    weights="zoo": the CPU zoo's checksum-verified model (its `tiny` size and options; size=None or
-    "tiny"); weights=PATH: your checkpoint (safetensors, or the method's official .pth) at `size`
-    (default "paper") with `options`. Parameter-free methods (bicubic) need no weights. Anything else,
-    e.g. weights=None for a learned method, is an EqbenchError naming what to pass.
-    """
-    import torch
+    def factory(size: str = "paper", **options):
+        from torch import nn
 
-    from .checkpoint import load_weights
-    from .devices import check_device
+        from .plugins import load_callable
 
-    entry = method_entry(name)
-    device = check_device(device, "device")
-    if not entry.learned:
-        if weights not in (None, "zoo"):
-            raise EqbenchError(f"load_method({name!r}): {name} has no weights; leave weights out")
-        return create_method(name, size=size or "paper", **options).to(device).eval()
-    if weights is None:
-        raise EqbenchError(f"load_method({name!r}): no weights; pass weights='zoo' or a checkpoint path "
-                           "(create_method gives the untrained architecture)")
-    if isinstance(weights, str) and weights == "zoo":
-        model = _zoo_model(name, size, options)
-    else:
-        model = create_method(name, size=size or "paper", **options)
-        with torch.no_grad():
-            load_weights(model, Path(weights))
-    return model.to(device).eval()
+        fn = load_callable(plugin)
+        try:
+            model = fn(**options)
+        except EqbenchError as e:
+            raise EqbenchError(f"the {plugin.describe()}: {e}") from None
+        except Exception as e:  # noqa: BLE001
+            raise EqbenchError(f"the {plugin.describe()} raised {type(e).__name__} while building the model: "
+                               f"{e}") from None
+        if not isinstance(model, SRMethod):
+            hint = (" (a plain nn.Module: return eqbench.wrap(module, style='out_size'|'scale'|'coord-cell'|"
+                    "'fixed') from it)") if isinstance(model, nn.Module) else ""
+            raise EqbenchError(f"the {plugin.describe()} returned a {type(model).__name__}, not an "
+                               f"eqbench.SRMethod{hint}")
+        model.plugin_spec = plugin.name
+        return model
 
-
-def _zoo_model(name: str, size: str | None, options: dict) -> SRMethod:
-    from .checkpoint import load_weights
-    from .zoo import verify, zoo_entries, zoo_entry
-
-    z = zoo_entry(name)
-    if z is None:
-        raise EqbenchError(f"load_method({name!r}): the zoo has no {name} model (it has "
-                           f"{', '.join(sorted(zoo_entries()))}); pass weights=PATH to your checkpoint")
-    if size not in (None, z.size):
-        raise EqbenchError(f"load_method({name!r}, size={size!r}): the zoo's {name} is size {z.size!r}; "
-                           f"use size={z.size!r} or pass weights=PATH")
-    clash = {k: v for k, v in options.items() if z.options.get(k, v) != v}
-    if clash:
-        raise EqbenchError(f"load_method({name!r}): the zoo model was trained with {z.options}, not {clash}; "
-                           "pass weights=PATH for other options")
-    model = create_method(name, size=z.size, **{**z.options, **options})
-    return load_weights(model, verify(z))
+    return factory

@@ -109,33 +109,6 @@ def load_callable(plugin: Plugin):
     return obj
 
 
-def make_factory(plugin: Plugin):
-    """A registry factory `f(size=..., **options)`: calls the plugin and checks it returns an SRMethod."""
-
-    def factory(size: str = "paper", **options):
-        from torch import nn
-
-        from .method import SRMethod
-
-        fn = load_callable(plugin)
-        try:
-            model = fn(**options)
-        except EqbenchError as e:
-            raise EqbenchError(f"the {plugin.describe()}: {e}") from None
-        except Exception as e:  # noqa: BLE001
-            raise EqbenchError(f"the {plugin.describe()} raised {type(e).__name__} while building the model: "
-                               f"{e}") from None
-        if not isinstance(model, SRMethod):
-            hint = (" (a plain nn.Module: return eqbench.wrap(module, style='out_size'|'scale'|'coord-cell'|"
-                    "'fixed') from it)") if isinstance(model, nn.Module) else ""
-            raise EqbenchError(f"the {plugin.describe()} returned a {type(model).__name__}, not an "
-                               f"eqbench.SRMethod{hint}")
-        model.plugin_spec = plugin.name
-        return model
-
-    return factory
-
-
 def _sha256(path: Path) -> str:
     import hashlib
 

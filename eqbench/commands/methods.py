@@ -21,9 +21,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(a: argparse.Namespace) -> int:
     from ..errors import EqbenchError
-    from ..method import list_methods, method_entry
+    from ..plugins import entry_points
 
-    for n in a.names or list_methods():
+    if not a.names:  # the built-ins from the torch-free catalog: listing them does not import the models
+        from baselines.catalog import BUILTIN
+
+        for info in sorted(BUILTIN):
+            print(f"{info.name:<12} sizes: {'/'.join(info.sizes):<11} options: {', '.join(info.options) or '-':<40} "
+                  f"{info.description}  [built-in]")
+    for n in a.names or sorted(entry_points([info.name for info in BUILTIN])):
+        from ..method import method_entry
+
         try:
             e = method_entry(n)
         except EqbenchError as err:

@@ -45,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-report", dest="report", action="store_false", default=None,
                    help="do not write report.html beside results.json")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--cell-cache", metavar="DIR", help="reuse cells evaluated before with the same weights, data, "
+                   "scale, protocol and evaluation code (sha256 of the source files on the evaluation path), "
+                   "kept in DIR, e.g. ~/.cache/eqbench/cells; re-evaluates the rest (default: no cache)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", default=None,
                    help="continue a run in --out, skipping finished cells")
@@ -58,7 +61,7 @@ def build_config(a: argparse.Namespace):
 
     cli = {k: getattr(a, k, None) for k in ("methods", "datasets", "scales", "protocol", "size", "limit", "device",
                                             "seed", "out", "data_root", "random_init", "resume", "force",
-                                            "analyses", "report", "results_name")}  # fmt: skip
+                                            "analyses", "report", "results_name", "cell_cache")}  # fmt: skip
     cli["weights"] = a.weights
     return build(cli, config_file=a.config, progress=not a.no_progress)
 

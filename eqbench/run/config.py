@@ -33,7 +33,7 @@ DEFAULTS: dict = {
     "methods": None, "datasets": None, "scales": ["2", "3", "4"], "protocol": "matlab", "size": None,
     "weights": {}, "limit": None, "device": "cpu", "seed": 0, "out": None, "data_root": None,
     "random_init": False, "resume": False, "force": False, "analyses": None, "report": True,
-    "analysis_options": {}, "results_name": "results.json",
+    "analysis_options": {}, "results_name": "results.json", "cell_cache": None,
 }  # fmt: skip
 
 
@@ -148,6 +148,7 @@ class RunConfig:
     progress: bool = True
     config_file: str | None = None
     results_name: str = "results.json"
+    cell_cache: str | None = None  # folder of cached cells (eqbench/run/cells.py); None: evaluate every cell
 
     @property
     def results_path(self) -> Path:
@@ -166,6 +167,7 @@ class RunConfig:
             "protocol": self.protocol.id, "out": str(self.out), "data_root": self.data_root, "limit": self.limit,
             "device": self.device, "seed": self.seed, "analyses": list(self.analyses),
             "analysis_options": self.analysis_options.to_dict(), "config_file": self.config_file,
+            "cell_cache": self.cell_cache,
         }  # fmt: skip
 
 
@@ -190,7 +192,7 @@ def load_yaml(path: str | Path) -> dict:
     data = check_types(data, p)
     AnalysisOptions.from_mapping(data.get("analysis_options") or {}, where=f"{p}:")  # names and values, now
     # Relative paths in the file are relative to the file, so a config works from any folder.
-    for k in ("out", "data_root"):
+    for k in ("out", "data_root", "cell_cache"):
         if data.get(k) is not None:
             data[k] = str((p.parent / str(data[k])).resolve()) if not Path(str(data[k])).is_absolute() else data[k]
     # A dataset given as a folder path (not a catalogue name) is relative to the file too.
@@ -352,6 +354,7 @@ def build_config(cli: dict, *, config_file: str | None = None, progress: bool = 
         force=bool(o["force"]), analyses=analyses,
         analysis_options=AnalysisOptions.quick(**(o["analysis_options"] or {})),
         report=o["report"], progress=progress, config_file=config_file, results_name=_results_name(o),
+        cell_cache=str(Path(o["cell_cache"]).expanduser()) if o["cell_cache"] else None,
     )  # fmt: skip
 
 

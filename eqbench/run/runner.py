@@ -19,8 +19,9 @@ from ..lock import output_lock
 from ..method import method_entry
 from ..results import load_results, new_results, write_json_atomic
 from ..scoring import EVAL_METRICS
+from .cells import CellCache
 from .config import RunConfig
-from .evaluate import evaluate_images
+from .evaluate import CellResult, evaluate_images
 
 
 def validate(cfg: RunConfig) -> None:
@@ -92,6 +93,7 @@ def _run_locked(cfg: RunConfig, progress) -> dict:
                                "another --out")
         models[spec.method] = new
     doc["provenance"]["weights_sha256"] = {m: d["sha256"] for m, d in models.items() if d.get("sha256")}
+    cache = CellCache(cfg.cell_cache, cfg.device) if cfg.cell_cache else None
     for ds_arg in cfg.datasets:
         st = locate(ds_arg, cfg.data_root, catalog)
         ds = st.spec.name  # a folder given as a path is named by its folder name
@@ -107,37 +109,60 @@ def _run_locked(cfg: RunConfig, progress) -> dict:
                                "source": st.spec.source}
         images = [(p.stem, load_image(p)) for p in files]
         for spec in cfg.models:
-            mname = spec.method
-            todo = [s for s in cfg.scales if (mname, ds, tuple(s.as_list()), cfg.protocol.id) not in done]
-            if not todo:
-                continue
-            model = spec.build(cfg.device, cfg.seed)
-            for scale in todo:
-                bar = _bar(images, f"{mname} {ds} x{scale.label()}", cfg.progress)
-                try:
-                    cell = evaluate_images(model, bar, scale, cfg.protocol, device=cfg.device)
-                except (NonFiniteOutput, NoScorableImage) as e:
-                    failed.append(report_cell_error(f"{mname} {ds} x{scale.label()}", e))
-                    continue
-                finally:
-                    bar.close()
-                for metric in EVAL_METRICS:
-                    doc["rows"].append({
-                        "kind": "eval", "method": mname, "dataset": ds, "scale": scale.as_list(),
-                        "metric": metric, "value": cell.mean(metric), "n_images": len(cell.per_image),
-                        "protocol": cfg.protocol.id,
-                        "images": {k: v[metric] for k, v in cell.per_image.items()}, "skipped": cell.skipped,
-                    })
-                doc["provenance"]["finished"] = provenance.now_iso()
-                write_json_atomic(path, doc)
-                if progress:
-                    progress(mname, ds, scale, cell)
-            del model
+            todo = [s for s in cfg.scales if (spec.method, ds, tuple(s.as_list()), cfg.protocol.id) not in done]
+            failed += _run_cells(cfg, doc, spec, ds, images, todo, cache, progress)
+    if cache is not None:
+        doc["provenance"]["cell_cache"] = cache.summary()
     if doc["rows"] or path.exists():  # a run that scored nothing leaves no results file behind
         write_json_atomic(path, doc)
     if failed:
         raise CellErrors(failed, str(path), doc)
     return doc
+
+
+def _run_cells(cfg: RunConfig, doc: dict, spec, ds: str, images: list, todo: list, cache, progress) -> list[str]:
+    """Evaluate (or take from the cell cache) one model's cells on one dataset; save after each cell.
+    Returns the cells whose model output was not finite or that had no scorable image (each reported)."""
+    mname = spec.method
+    keys, failed = {}, []
+    if cache is not None:
+        module = method_entry(mname).factory.__module__
+        model_doc = doc["models"][mname]
+        for scale in todo:
+            keys[scale] = cache.key(model_doc, module, doc["datasets"][ds]["digest"], cfg.limit, scale.as_list(),
+                                    cfg.protocol.id, cfg.seed)
+    model = None
+    for scale in todo:
+        hit = cache.get(keys[scale]) if cache is not None else None
+        if hit is not None:
+            cell = CellResult(scale, hit["per_image"], list(hit["skipped"]))
+        else:
+            model = model if model is not None else spec.build(cfg.device, cfg.seed)
+            bar = _bar(images, f"{mname} {ds} x{scale.label()}", cfg.progress)
+            try:
+                cell = evaluate_images(model, bar, scale, cfg.protocol, device=cfg.device)
+            except (NonFiniteOutput, NoScorableImage) as e:
+                failed.append(report_cell_error(f"{mname} {ds} x{scale.label()}", e))
+                continue
+            finally:
+                bar.close()
+            if cache is not None:
+                cache.put(keys[scale], cell.per_image, cell.skipped)
+        _add_cell(doc, mname, ds, cell, cfg.protocol.id)
+        write_json_atomic(cfg.results_path, doc)
+        if progress:
+            progress(mname, ds, scale, cell)
+    return failed
+
+
+def _add_cell(doc: dict, mname: str, ds: str, cell: CellResult, protocol: str) -> None:
+    for metric in EVAL_METRICS:
+        doc["rows"].append({
+            "kind": "eval", "method": mname, "dataset": ds, "scale": cell.scale.as_list(), "metric": metric,
+            "value": cell.mean(metric), "n_images": len(cell.per_image), "protocol": protocol,
+            "images": {k: v[metric] for k, v in cell.per_image.items()}, "skipped": cell.skipped,
+        })
+    doc["provenance"]["finished"] = provenance.now_iso()
 
 
 def _bar(images: list, desc: str, enabled: bool):

@@ -86,6 +86,43 @@ def test_banded_decoder_equals_one_shot(cases, band_rows):
         assert (a - b).abs().max().item() <= 1e-5
 
 
+def test_default_decoding_bands_large_grids_exactly(cases, monkeypatch):
+    """band_rows=None: one shot for small grids, bands (after the two ECA-statistics passes) above
+    NeuralKriging.ONE_SHOT_ELEMS; both equal the one-shot decoding."""
+    from baselines.eqsr_kriging import NeuralKriging
+
+    model = fixture_model()
+    lr = torch.from_numpy(cases["lr"])
+    size = tuple(cases["out_size_0"].tolist())
+    with torch.no_grad():
+        one_shot = model._upsample(lr, size)
+    bands = []
+    real = NeuralKriging._banded
+    monkeypatch.setattr(NeuralKriging, "_banded", lambda self, *a: bands.append(a[-1]) or real(self, *a))
+    assert model.upsampler.auto_band_rows(size) is None
+    monkeypatch.setattr(NeuralKriging, "ONE_SHOT_ELEMS", size[0] * size[1] * 16 - 1)
+    monkeypatch.setattr(NeuralKriging, "BAND_ELEMS", 3 * size[1] * 16)
+    with torch.no_grad():
+        auto = model._upsample(lr, size)
+    assert bands == [3]
+    assert (auto - one_shot).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("chunk", [1, 3 * 64 * 144 * 3])
+def test_attention_in_chunks_of_windows_is_exact(monkeypatch, chunk):
+    """Windows are independent: chunked attention (with the shift mask of each window) = all at once."""
+    import baselines.eqsr_attention as att
+
+    torch.manual_seed(0)
+    model = build_eqsr(PRESETS["tiny"]).eval()
+    lr = torch.rand(1, 3, 24, 20)
+    with torch.no_grad():
+        whole = model._upsample(lr, (50, 41))
+        monkeypatch.setattr(att, "ATTN_CHUNK_ELEMS", chunk)  # 1 window per chunk, or 6 (self) / 3 (cross) of 9
+        chunked = model._upsample(lr, (50, 41))
+    assert (whole - chunked).abs().max().item() <= 1e-6
+
+
 def test_tiled_backbone_stitching():
     torch.manual_seed(0)
     lr = torch.rand(1, 3, 12, 10)
