@@ -180,9 +180,9 @@ def eq_s_details(method, hr_images, scale, *, protocol: str | EvalProtocol = "ma
 
     Example:
         >>> import numpy as np
-        >>> from eqbench.method import create_method
+        >>> from eqbench.method import create_method, reference_method
         >>> noise = np.random.default_rng(0).integers(0, 256, (41, 40, 3), dtype=np.uint8)
-        >>> r = eq_s_details(create_method('bicubic'), [("noise", noise)], 2)
+        >>> r = eq_s_details(create_method(reference_method()), [("noise", noise)], 2)  # bicubic
         >>> r.crops["noise"], sorted(r.per_image["noise"])  # x2: the modcrop of 41 x 40
         ((40, 40), ['eq-s', 'psnr-y'])
         >>> r.per_image["noise"]["eq-s"] < 100.0  # bicubic is not exactly scale-equivariant
