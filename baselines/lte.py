@@ -43,7 +43,12 @@ class LTE(ImplicitSR):
 
     def gen_feat(self, inp: torch.Tensor) -> dict:
         feat = self.encoder(inp)
-        return {"inp": inp, "lookup": NearestLookup(torch.cat([self.coef(feat), self.freq(feat)], dim=1))}
+        freq = self.freq(feat)
+        hd = self.hidden_dim
+        # frequency channels regrouped once per LR pixel: [f_y of pair 0..hd/2-1 | f_x of pair 0..]
+        # (the official pairs are consecutive channels (2j, 2j+1)), so a query reads two contiguous halves
+        order = torch.cat([torch.arange(0, hd, 2), torch.arange(1, hd, 2)]).to(freq.device)
+        return {"inp": inp, "lookup": NearestLookup(torch.cat([self.coef(feat), freq[:, order]], dim=1))}
 
     def query(self, state: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         hd = self.hidden_dim
@@ -51,13 +56,20 @@ class LTE(ImplicitSR):
         def predict(take, rel, rel_cell):
             q = take()
             B, Q = q.shape[:2]
-            q_coef, q_freq = q[..., :hd], q[..., hd:]
-            # (B, Q, 2, hd/2) with [a, j] = f[2j + a]: the official stack(split(f, 2)), as a view (no 128-way cat)
-            q_freq = q_freq.unflatten(-1, (hd // 2, 2)).transpose(-1, -2)
-            q_freq = torch.sum(torch.mul(q_freq, rel.unsqueeze(-1)), dim=-2)
-            q_freq = q_freq + self.phase(rel_cell.reshape(B * Q, -1)).view(B, Q, -1)
-            basis = torch.cat((torch.cos(math.pi * q_freq), torch.sin(math.pi * q_freq)), dim=-1)
-            return self.imnet(torch.mul(q_coef, basis).contiguous().view(B * Q, -1)).view(B, Q, -1)
+            q = q.view(B * Q, 2 * hd)
+            rel, rel_cell = rel.reshape(B * Q, 2), rel_cell.reshape(B * Q, 2)
+            # official: sum over (y, x) of f * rel, i.e. fl(f_y r_y + f_x r_x): the same two products and one add
+            w = torch.mul(q[:, hd:hd + hd // 2], rel[:, :1])
+            w.add_(torch.mul(q[:, hd + hd // 2:], rel[:, 1:]))
+            w.add_(self.phase(rel_cell)).mul_(math.pi)
+            if torch.is_grad_enabled():  # training: out= is not differentiable
+                basis = torch.mul(q[:, :hd], torch.cat((torch.cos(w), torch.sin(w)), dim=-1))
+            else:
+                basis = q.new_empty(B * Q, hd)
+                torch.cos(w, out=basis[:, :hd // 2])
+                torch.sin(w, out=basis[:, hd // 2:])
+                basis.mul_(q[:, :hd])
+            return self.imnet(basis).view(B, Q, -1)
 
         out = local_ensemble(state["lookup"], coord, cell, predict)
         skip = F.grid_sample(state["inp"], coord.flip(-1).unsqueeze(1), mode="bilinear", padding_mode="border",
