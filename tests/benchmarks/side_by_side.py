@@ -6,15 +6,17 @@
 Every contestant runs in its own worker process (the official repositories' `models`/`model` packages
 would collide with each other and with an older eqbench); the parent sends "run" to the workers in
 alternating order (A B, B A, ...) and each worker reports the process CPU time (time.process_time: all
-of its threads) of one call. Weights: the official model is built under torch.manual_seed(0) at the
-paper size (official initialisation), its state_dict is saved in the official checkpoint format and
-loaded by eqbench's `load_official`; input torch.rand(1, 3, n, n) under manual_seed(0). Outputs are
-compared (max abs difference, [0, 1] range, clamped as both test paths clamp) before timing.
+of its threads) and the wall time of one call; ratios are of CPU times (the machine is shared).
+Weights: the official model is built under torch.manual_seed(0) at the paper size (official
+initialisation), its state_dict is saved in the official checkpoint format and loaded by eqbench's
+`load_official`; input torch.rand(1, 3, n, n) under manual_seed(0). Outputs are compared (max abs
+difference, [0, 1] range, clamped as both test paths clamp) before timing.
 
 The official code is NOT part of this repository: `--official` points at a checkout of the commit named
 in /work/shared/spec/methods.md. Adaptations made here at run time, none changing arithmetic:
-`.cuda()` is a no-op (LIIF/LTE hard-code it in query_rgb), timm (imported by LTE's unused SwinIR) is
-and tensorboardX (imported by utils.py) are stubbed, ArbSR's grid_sample gets align_corners=True (PyTorch 1.1's behaviour, which eqbench follows).
+`.cuda()` is a no-op (LIIF/LTE hard-code it in query_rgb); timm (imported by LTE's unused SwinIR) and
+tensorboardX (imported by utils.py) are stubbed; ArbSR's grid_sample gets align_corners=True (PyTorch
+1.1's behaviour, which eqbench follows); Meta-SR's `input_matrix_wpn` is compiled alone from trainer.py.
 `--ref PATH` adds a third contestant: another eqbench source tree (e.g. `git archive` of an older commit).
 """
 
@@ -180,9 +182,9 @@ def worker(a):
     for line in sys.stdin:
         if line.strip() != "run":
             break
-        t0 = time.process_time()
+        t0, w0 = time.process_time(), time.perf_counter()
         run(lr, H, W)
-        print(time.process_time() - t0, file=proto, flush=True)
+        print(time.process_time() - t0, time.perf_counter() - w0, file=proto, flush=True)
 
 
 def _spawn(a, role, tmp, scale):
@@ -206,11 +208,14 @@ def compare(a, scale):
             procs[role] = _spawn(a, role, tmp, scale)
         outs = {r: np.load(os.path.join(tmp, f"{r}.npy")) for r in roles}
         times = {r: [] for r in roles}
+        walls = {r: [] for r in roles}
         for i in range(a.rounds):
             for role in roles if i % 2 == 0 else roles[::-1]:
                 procs[role].stdin.write("run\n")
                 procs[role].stdin.flush()
-                times[role].append(float(procs[role].stdout.readline()))
+                cpu, wall = procs[role].stdout.readline().split()
+                times[role].append(float(cpu))
+                walls[role].append(float(wall))
         for p in procs.values():
             p.stdin.close()
             p.wait()
@@ -219,6 +224,7 @@ def compare(a, scale):
     return {"method": a.method, "options": json.loads(a.options), "scale": scale, "size": a.size,
             "threads": a.threads, "load": os.getloadavg(), "max_abs_diff": diff,
             "cpu_s": {r: [round(x, 3) for x in t] for r, t in times.items()},
+            "wall_s": {r: [round(x, 3) for x in t] for r, t in walls.items()},
             "ratio_of_medians": {r: round(med[r] / med["official"], 3) for r in roles if r != "official"},
             "per_round_ratio": {r: [round(x / y, 3) for x, y in zip(times[r], times["official"])]
                                 for r in roles if r != "official"}}
