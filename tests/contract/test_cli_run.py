@@ -9,14 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eqbench.cli import main
 from eqbench.results import load_results, rows_frame
-
-
-def _run(args, capsys):
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.helpers.cli import run_cli as _run
 
 
 def test_run_writes_schema(tiny_root, tmp_path, capsys):

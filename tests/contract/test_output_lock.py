@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from eqbench.cli import main
 from eqbench.lock import lock_path, output_lock
 from eqbench.results import load_results
+from tests.helpers.cli import run_cli as _run
 
 REPO = Path(__file__).resolve().parents[2]
 HOLD = """
@@ -41,10 +41,6 @@ def _holder(folder: Path, name: str, seconds: float) -> subprocess.Popen:
     return p
 
 
-def _run(args, capsys):
-    code = main(args)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _eval_args(root: Path, out: Path, *extra: str) -> list[str]:

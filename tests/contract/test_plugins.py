@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from eqbench.cli import main
 from eqbench.results import load_results
+from tests.helpers.cli import run_cli as _run
 from tests.helpers.plugin_env import EXAMPLE, copy_example, plugin_env, read_pyproject
 
 GOOD = '''
@@ -41,10 +41,6 @@ BAD = {
 }
 
 
-def _run(args, capsys):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture

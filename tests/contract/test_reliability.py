@@ -17,18 +17,9 @@ import torch
 from PIL import Image
 
 import eqbench
-from eqbench.cli import main
 from eqbench.errors import EqbenchError
 from eqbench.results import load_results
-
-
-def _run(args, capsys):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as e:  # argparse
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.helpers.cli import run_cli as _run
 
 
 def _one_line_error(code, err) -> None:

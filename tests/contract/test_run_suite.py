@@ -9,17 +9,11 @@ import torch
 from safetensors.torch import save_file
 
 import eqbench.zoo as zoo
-from eqbench.cli import main
 from eqbench.errors import EqbenchError
 from eqbench.results import load_results
 from eqbench.run.config import DEFAULTS, load_yaml, merge, parse_analyses
 from eqbench.run.models import resolve_models
-
-
-def _run(args, capsys):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.helpers.cli import run_cli as _run
 
 
 @pytest.fixture
