@@ -155,9 +155,10 @@ def row_problem(row) -> str | None:
 
 
 def scale_label(s) -> str:
-    """A hashable label for a [h, w] scale: '2', '2.75', '1.5x4' (h x w)."""
-    h, w = float(s[0]), float(s[1])
-    return f"{h:g}" if h == w else f"{h:g}x{w:g}"
+    """A hashable label for a [h, w] scale: '2', '2.75', '1.5x4' (h x w), as `Scale.label` writes it."""
+    from .scales import Scale
+
+    return Scale(float(s[0]), float(s[1])).label()
 
 
 def rows_frame(doc: dict):

@@ -20,26 +20,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
-    from ..errors import EqbenchError
+    from baselines.catalog import BUILTIN
+
     from ..plugins import entry_points
 
     if not a.names:  # the built-ins from the torch-free catalog: listing them does not import the models
-        from baselines.catalog import BUILTIN
-
         for info in sorted(BUILTIN):
-            print(f"{info.name:<12} sizes: {'/'.join(info.sizes):<11} options: {', '.join(info.options) or '-':<40} "
-                  f"{info.description}  [built-in]")
-    for n in a.names or sorted(entry_points([info.name for info in BUILTIN])):
-        from ..method import method_entry
+            _row(info.name, "/".join(info.sizes), info.options, info.description, "built-in")
+    names = a.names or sorted(entry_points([info.name for info in BUILTIN]))
+    if names:  # named methods and installed plugins: importing them is how they are checked
+        _describe(names, listing=not a.names)
+    return 0
 
+
+def _describe(names: list[str], *, listing: bool) -> None:
+    from ..errors import EqbenchError
+    from ..method import method_entry
+
+    for n in names:
         try:
             e = method_entry(n)
         except EqbenchError as err:
-            if a.names:
+            if not listing:
                 raise
             print(f"{n:<12} (broken plugin) {err}")  # listing everything: one broken package does not hide the rest
             continue
-        sizes = "/".join(e.sizes) if e.plugin is None else "-"
-        print(f"{n:<12} sizes: {sizes:<11} options: {', '.join(e.options) or '-':<40} {e.description}"
-              f"  [{e.origin}]")
-    return 0
+        _row(n, "/".join(e.sizes) if e.plugin is None else "-", e.options, e.description, e.origin)
+
+
+def _row(name: str, sizes: str, options, description: str, origin: str) -> None:
+    print(f"{name:<12} sizes: {sizes:<11} options: {', '.join(options) or '-':<40} {description}  [{origin}]")
