@@ -9,8 +9,12 @@ import sys
 import warnings
 
 from . import __version__
+from .allocator import keep_freed_memory
 from .commands import MODULES
 from .errors import EqbenchError, EqbenchWarning
+
+# Commands that run models: large freed buffers stay in the heap (eqbench/allocator.py).
+MODEL_COMMANDS = {"run", "analyze", "train"}
 
 # Environment problems of the output folder: reported as one line like any EqbenchError.
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
@@ -47,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         return default_show(message, category, *rest, **kw)
 
     warnings.showwarning = show
+    if args.command in MODEL_COMMANDS:
+        keep_freed_memory()
     try:
         return handlers[args.command](args)
     except EqbenchError as e:
