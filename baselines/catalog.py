@@ -18,6 +18,7 @@ class MethodInfo(NamedTuple):
 
 _SIZES = ("paper", "tiny")
 _EQSR_TILING = ("scale_input", "tile", "tile_overlap", "band_rows")
+_EQSR_OPTIONS = (*_EQSR_TILING, "official_order")
 
 BUILTIN: tuple[MethodInfo, ...] = (
     MethodInfo("arbsr", "arbsr", "ArbSR (ICCV 2021): scale-aware adapters + upsampler on a fixed-scale backbone; "
@@ -25,11 +26,11 @@ BUILTIN: tuple[MethodInfo, ...] = (
     MethodInfo("bicubic", "bicubic", "MATLAB-compatible bicubic interpolation (no parameters)", _SIZES, ("uint8",)),
     MethodInfo("eqsr", "eqsr", "EQSR (CVPR 2023): HAT-style backbone with scale-modulated AFE blocks + Neural "
                "Kriging upsampler; variants baseline/A-E of the paper's ablation", _SIZES,
-               ("variant", *_EQSR_TILING, "param_key", "sincos_arith")),
+               ("variant", *_EQSR_TILING, "param_key", "sincos_arith", "official_order")),
     MethodInfo("eqsr-edsr", "eqsr_plugins", "EDSR-baseline + EQSR's AFE blocks + Neural Kriging (EQSR Table 3)",
-               _SIZES, _EQSR_TILING),
+               _SIZES, _EQSR_OPTIONS),
     MethodInfo("eqsr-swinir", "eqsr_plugins", "SwinIR (LTE's) + EQSR's AFE blocks + Neural Kriging (EQSR Table 3)",
-               _SIZES, _EQSR_TILING),
+               _SIZES, _EQSR_OPTIONS),
     MethodInfo("liif", "liif", "LIIF (CVPR 2021): local implicit image function; edsr-baseline/rdn/swinir", _SIZES,
                ("encoder", "local_ensemble", "feat_unfold", "cell_decode", "hidden", "encoder_args", "cell_clip",
                 "official_order")),

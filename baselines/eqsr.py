@@ -112,7 +112,8 @@ class EQSR(SRMethod):
 
     def __init__(self, encoder: nn.Module, upsampler: nn.Module, *, scale_input: str = "cell",
                  tile: int | None = None, tile_overlap: int = 16, band_rows: int | None = None,
-                 param_key: str = "params_ema", sincos_arith: str = "native", official: bool = False) -> None:
+                 param_key: str = "params_ema", sincos_arith: str = "native", official: bool = False,
+                 official_order: bool = False) -> None:
         super().__init__()
         if sincos_arith not in SINCOS_ARITH:
             raise EqbenchError(f"sincos_arith must be one of {', '.join(SINCOS_ARITH)}, got {sincos_arith!r}")
@@ -134,6 +135,8 @@ class EQSR(SRMethod):
         self.param_key, self.official, self.sincos_arith = param_key, official, sincos_arith
         if hasattr(upsampler, "sincos_arith"):
             upsampler.sincos_arith = sincos_arith
+        if hasattr(upsampler, "official_order"):
+            upsampler.official_order = bool(official_order)
         # Does the backbone read (r_h, r_w) itself (ablation D's ArbSR conv), not only the scale code?
         self._ratio_aware = any(isinstance(m, ArbSRConv) for m in encoder.modules())
         self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -234,6 +237,7 @@ def build_eqsr(cfg: EQSRConfig, variant: str = "E", **options) -> EQSR:
                  "+ Neural Kriging upsampler; variants baseline/A-E of the paper's ablation")
 def make_eqsr(*, size: str = "paper", variant: str = "E", scale_input: str = "cell", tile: int | None = None,
               tile_overlap: int = 16, band_rows: int | None = None, param_key: str = "params_ema",
-              sincos_arith: str = "native") -> EQSR:
+              sincos_arith: str = "native", official_order: bool = False) -> EQSR:
     return build_eqsr(PRESETS[size], variant, scale_input=scale_input, tile=tile, tile_overlap=tile_overlap,
-                      band_rows=band_rows, param_key=param_key, sincos_arith=sincos_arith)
+                      band_rows=band_rows, param_key=param_key, sincos_arith=sincos_arith,
+                      official_order=official_order)

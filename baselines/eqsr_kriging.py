@@ -52,12 +52,41 @@ def involution(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     g = kernel.shape[1]
     up = F.pad(u, (1, 1, 1, 1)).view(b, g, c // g, h + 2, w + 2)
     k = kernel.reshape(b, g, 1, 9, h, w)
-    out = None
-    for i in range(9):
+    out = k[:, :, :, 0] * up[:, :, :, 0:h, 0:w]
+    for i in range(1, 9):  # out + k_i * u_i, in place: the same roundings as adding the products
         di, dj = divmod(i, 3)
-        term = k[:, :, :, i] * up[:, :, :, di:di + h, dj:dj + w]
-        out = term if out is None else out + term
+        out.addcmul_(k[:, :, :, i], up[:, :, :, di:di + h, dj:dj + w])
     return out.reshape(b, c, h, w)
+
+
+def conv1x1_to_cf(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution from a channels-last (B, H, W, C) tensor to a channels-first (B, C', H, W) one:
+    one batched matrix product W @ x^T (the transpose is read in place, not copied)."""
+    b, h, w, c = x.shape
+    wgt = conv.weight.flatten(1)
+    out = torch.baddbmm(conv.bias[:, None].expand(b, -1, h * w), wgt.expand(b, -1, -1), x.view(b, h * w, c).mT)
+    return out.view(b, -1, h, w)
+
+
+def conv1x1_from_cf(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution from a channels-first (B, C, H, W) tensor to a channels-last (B, H, W, C') one."""
+    b, c, h, w = x.shape
+    wgt = conv.weight.flatten(1)
+    out = torch.baddbmm(conv.bias.expand(b, h * w, -1), x.view(b, c, h * w).mT, wgt.mT.expand(b, -1, -1))
+    return out.view(b, h, w, -1)
+
+
+def conv1x1_cf(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution, channels-first in and out, as one batched matrix product."""
+    b, c, h, w = x.shape
+    wgt = conv.weight.flatten(1)
+    return torch.baddbmm(conv.bias[:, None].expand(b, -1, h * w), wgt.expand(b, -1, -1),
+                         x.view(b, c, h * w)).view(b, -1, h, w)
+
+
+def linear_nhwc(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """A 1x1 convolution applied to a channels-last (..., C) tensor: one matrix product."""
+    return F.linear(x, conv.weight.flatten(1), conv.bias)
 
 
 def channel_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -71,10 +100,24 @@ def eca_kernel_size(c: int) -> int:
     return k if k % 2 else k + 1
 
 
+class KrigingHead(nn.Conv2d):
+    """The decoder's first 1x1 convolution. On a tensor: the convolution. On (axes, r0, r1) from
+    `NeuralKriging._axes` + `_head_terms`: the same products in factored form for HR rows [r0, r1),
+    channels-last (B, hq, W, L), before the ReLU (a module call either way, so feature taps fire)."""
+
+    def forward(self, x):
+        if isinstance(x, torch.Tensor):
+            return super().forward(x)
+        ax, r0, r1 = x
+        g = ax["g_feat"].index_select(1, ax["iy"][r0:r1]).index_select(2, ax["ix"])
+        return g + ax["a_y"][r0:r1, None] + ax["a_x"]
+
+
 class KrigingBlock(nn.Module):
     def __init__(self, dim: int, kernel: str = "both") -> None:
         super().__init__()
         self.kernel = kernel
+        self.channels_last = False
         self.norm1_w, self.norm1_b = nn.Parameter(torch.ones(dim)), nn.Parameter(torch.zeros(dim))
         self.conv1 = nn.Conv2d(dim, dim, 1)
         if kernel != "distance":
@@ -101,16 +144,43 @@ class KrigingBlock(nn.Module):
         x = x + self.conv2(involution(u, k))
         return x, self.fc2(F.gelu(self.fc1(channel_norm(x, self.norm2_w, self.norm2_b))))
 
+    def pre_eca_nhwc(self, x: torch.Tensor, dist: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`pre_eca` with x, f channels-last (B, H, W, C): the same operations, with fused layer norms and the
+        1x1 convolutions as matrix products; the kernel branch and the involution run channels-first (their
+        inner loops then run along image rows), switching layout inside the matrix products for free."""
+        b, h, w, c = x.shape
+        u = conv1x1_to_cf(self.conv1, F.layer_norm(x, (c,), self.norm1_w, self.norm1_b, 1e-5))
+        if self.kernel == "distance":
+            k = dist
+        else:
+            k = conv1x1_cf(self.kernel_expand, F.relu(self.kernel_reduce(u))).view(b, self.groups, 3, 3, h, w)
+            if self.kernel == "both":
+                k = k * dist
+        x = x + conv1x1_from_cf(self.conv2, involution(u, k))
+        f = linear_nhwc(F.gelu(linear_nhwc(F.layer_norm(x, (c,), self.norm2_w, self.norm2_b, 1e-5), self.fc1)),
+                        self.fc2)
+        return x, f
+
     def channel_weights(self, pooled: torch.Tensor) -> torch.Tensor:
         """ECA without sigmoid (official): pooled (B, C) -> (B, C, 1, 1) raw weights."""
         pad = (self.eca.shape[-1] - 1) // 2
         return F.conv1d(pooled.unsqueeze(1), self.eca, padding=pad).squeeze(1)[:, :, None, None]
 
     def forward(self, x: torch.Tensor, dist: torch.Tensor | None, weights: torch.Tensor | None = None):
+        """x (B, C, H, W), or channels-last (B, H, W, C) when `channels_last` (set by the decoder)."""
+        if self.channels_last:
+            return self._forward_nhwc(x, dist, weights)
         x, f = self.pre_eca(x, dist)
         if weights is None:
             weights = self.channel_weights(F.adaptive_avg_pool2d(f, 1).flatten(1))
         return x + f * weights
+
+    def _forward_nhwc(self, x: torch.Tensor, dist: torch.Tensor | None, weights: torch.Tensor | None = None):
+        """`forward` on channels-last tensors; `weights` (B, C, 1, 1) as `channel_weights` returns them."""
+        x, f = self.pre_eca_nhwc(x, dist)
+        if weights is None:
+            weights = self.channel_weights(f.mean(dim=(1, 2)))
+        return torch.addcmul(x, f, weights.view(x.shape[0], 1, 1, -1))
 
 
 class NeuralKriging(nn.Module):
@@ -129,10 +199,22 @@ class NeuralKriging(nn.Module):
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
         self.kernel = kernel
-        self.head = nn.Conv2d(in_dim + 2 + 4 * N_FREQ, latent, 1)
+        self.head = KrigingHead(in_dim + 2 + 4 * N_FREQ, latent, 1)
         self.blocks = nn.ModuleList([KrigingBlock(latent, kernel), KrigingBlock(latent, kernel)])
         self.to_rgb = nn.Conv2d(latent, 3, 1)
         self.lengthscale = nn.Parameter(torch.tensor(3.0)) if kernel != "data" else None
+        self.official_order = False
+
+    @property
+    def official_order(self) -> bool:
+        """True: the official order of operations (NCHW, head on the concatenated query); False (default):
+        factored head and channels-last blocks. Set by the owning model."""
+        return not self.blocks[0].channels_last
+
+    @official_order.setter
+    def official_order(self, value: bool) -> None:
+        for blk in self.blocks:
+            blk.channels_last = not value
 
     def _axes(self, feat: torch.Tensor, out_size: tuple[int, int], window=None) -> dict:
         """Per-axis query data for the whole grid. Nearest sampling is separable: the LR centre picked
@@ -150,13 +232,18 @@ class NeuralKriging(nn.Module):
         qx = F.grid_sample(lr_xy, hr_grid_xy(ys[:1], xs)[None], mode="nearest", align_corners=False)[0, 0]
         qy = F.grid_sample(lr_xy, hr_grid_xy(ys, xs[:1])[None], mode="nearest", align_corners=False)[0, 1]
         rel_x, rel_y = (xs - qx[0]) * w, (ys - qy[:, 0]) * h
+        # the picked LR column of each HR column and row of each HR row (exact: centres are distinct)
+        ix = torch.bucketize(qx[0], make_coord_1d(w).to(dev, dt))
+        iy = torch.bucketize(qy[:, 0], make_coord_1d(h).to(dev, dt))
         enc_x = sincos_encoding(rel_x.view(1, 1, 1, -1), arith=self.sincos_arith).expand(b, -1, -1, -1)
         enc_y = sincos_encoding(rel_y.view(1, 1, -1, 1), arith=self.sincos_arith).expand(b, -1, -1, -1)
         return {"xs": xs, "ys": ys, "qx": qx[0], "qy": qy[:, 0], "enc_x": enc_x, "enc_y": enc_y,
-                "lr_wh": (w, h)}
+                "lr_wh": (w, h), "ix": ix, "iy": iy}
 
     def _inputs(self, feat: torch.Tensor, ax: dict, r0: int, r1: int):
-        """Head output and distance kernel for HR rows [r0, r1)."""
+        """Head output and distance kernel for HR rows [r0, r1), in the layout of the decoding order."""
+        if not self.official_order:
+            return self._inputs_nhwc(feat, ax, r0, r1)
         b = feat.shape[0]
         hq, wq = r1 - r0, ax["xs"].shape[0]
         xy = hr_grid_xy(ax["ys"][r0:r1], ax["xs"]).unsqueeze(0).expand(b, -1, -1, -1)
@@ -164,20 +251,51 @@ class NeuralKriging(nn.Module):
         ex, ey = ax["enc_x"].expand(-1, -1, hq, -1), ax["enc_y"][:, :, r0:r1].expand(-1, -1, -1, wq)
         enc = torch.stack((ex, ey), 2).reshape(b, -1, hq, wq)  # official order [rx, ry, sin_0 rx, sin_0 ry..]
         h0 = F.relu(self.head(torch.cat((q_feat, enc), 1)))
+        return h0, self._distance(feat, ax, r0, r1)
+
+    def _distance(self, feat: torch.Tensor, ax: dict, r0: int, r1: int) -> torch.Tensor | None:
+        """exp(-d2 / 2 l^2) for the 3x3 neighbours of each HR pixel of rows [r0, r1): (B, 1, 3, 3, hq, W)."""
         if self.lengthscale is None:
-            return h0, None
+            return None
+        b = feat.shape[0]
+        hq, wq = r1 - r0, ax["xs"].shape[0]
+        p_xy = hr_grid_xy(ax["ys"][r0:r1], ax["xs"]).permute(2, 0, 1).unsqueeze(0).expand(b, -1, -1, -1)
         q_xy = hr_grid_xy(ax["qy"][r0:r1], ax["qx"]).permute(2, 0, 1).unsqueeze(0).expand(b, -1, -1, -1)
-        p_xy = xy.permute(0, 3, 1, 2)
         wh = torch.tensor(ax["lr_wh"], dtype=feat.dtype, device=feat.device).view(1, 2, 1, 1, 1)
         nbr = F.unfold(q_xy, 3, padding=1).view(b, 2, 9, hq, wq)  # zero padding at the grid border
         d2 = (((nbr - p_xy.unsqueeze(2)) * wh) ** 2).sum(1, keepdim=True)
-        return h0, torch.exp(d2.view(b, 1, 3, 3, hq, wq) / self.lengthscale ** 2 * -0.5)
+        return torch.exp(d2.view(b, 1, 3, 3, hq, wq) / self.lengthscale ** 2 * -0.5)
+
+    def _head_terms(self, feat: torch.Tensor, ax: dict) -> dict:
+        """The head's 1x1 convolution, factored (default order): its feature part acts on the LR features
+        once per LR pixel (then gathered by the nearest-pixel index), its encoding part once per HR column
+        (x terms, with the bias) and once per HR row (y terms): the same products, h*w + W + H of them
+        instead of H*W."""
+        c = feat.shape[1]
+        wgt = self.head.weight.flatten(1)
+        w_feat, w_enc = wgt[:, :c], wgt[:, c:]
+        enc_x, enc_y = ax["enc_x"][0, :, 0, :].t(), ax["enc_y"][0, :, :, 0].t()  # (W, E), (H, E)
+        return {"g_feat": F.linear(feat.permute(0, 2, 3, 1), w_feat),  # (B, h, w, L)
+                "a_x": F.linear(enc_x, w_enc[:, 0::2], self.head.bias),  # (W, L)
+                "a_y": F.linear(enc_y, w_enc[:, 1::2])}  # (H, L)
+
+    def _inputs_nhwc(self, feat: torch.Tensor, ax: dict, r0: int, r1: int):
+        """`_inputs` with h0 channels-last (B, hq, W, L); the distance kernel as `_distance`."""
+        return F.relu(self.head((ax, r0, r1))), self._distance(feat, ax, r0, r1)
+
+    def _rgb(self, r: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+        """to_rgb(ReLU(r + h0)) as (B, 3, H, W)."""
+        if self.official_order:
+            return self.to_rgb(F.relu(r + h0))
+        return linear_nhwc(F.relu(r + h0), self.to_rgb).permute(0, 3, 1, 2).contiguous()
 
     def forward(self, feat: torch.Tensor, out_size: tuple[int, int], band_rows: int | None = None,
                 window: tuple[int, int, int, int] | None = None):
         """RGB on the (H, W) = out_size grid, or on `window` = (top, left, height, width) of it: then the
         window is the query grid (its edges are grid borders, ECA pools over it), as in official training."""
         ax = self._axes(feat, out_size, window)
+        if not self.official_order:
+            ax.update(self._head_terms(feat, ax))
         if window is not None:
             out_size = (window[2], window[3])
         if band_rows is None:
@@ -186,7 +304,7 @@ class NeuralKriging(nn.Module):
             h0, dist = self._inputs(feat, ax, 0, out_size[0])
             r = F.relu(self.blocks[0](h0, dist))
             r = F.relu(self.blocks[1](r, dist))
-            return self.to_rgb(F.relu(r + h0))
+            return self._rgb(r, h0)
         return self._banded(feat, ax, out_size, band_rows)
 
     def auto_band_rows(self, out_size: tuple[int, int]) -> int | None:
@@ -209,8 +327,12 @@ class NeuralKriging(nn.Module):
                 x, lo, hi, dist = self._band_head(feat, ax, out_size, a, z)
                 for i in range(depth):
                     x = F.relu(self.blocks[i](x, dist, weights[i]))
-                _, f = self.blocks[depth].pre_eca(x, dist)
-                s = f[:, :, lo:hi].sum(dim=(2, 3), dtype=torch.float64)
+                if self.official_order:
+                    _, f = self.blocks[depth].pre_eca(x, dist)
+                    s = f[:, :, lo:hi].sum(dim=(2, 3), dtype=torch.float64)
+                else:
+                    _, f = self.blocks[depth].pre_eca_nhwc(x, dist)
+                    s = f[:, lo:hi].sum(dim=(1, 2), dtype=torch.float64)
                 total = s if total is None else total + s
             weights.append(self.blocks[depth].channel_weights((total / (H * W)).to(feat.dtype)))
         out = []
@@ -218,7 +340,7 @@ class NeuralKriging(nn.Module):
             h0, lo, hi, dist = self._band_head(feat, ax, out_size, a, z)
             r = F.relu(self.blocks[0](h0, dist, weights[0]))
             r = F.relu(self.blocks[1](r, dist, weights[1]))
-            out.append(self.to_rgb(F.relu(r + h0))[:, :, lo:hi])
+            out.append(self._rgb(r, h0)[:, :, lo:hi])
         return torch.cat(out, 2)
 
     def _band_head(self, feat, ax, out_size, a, z):

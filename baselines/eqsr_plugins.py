@@ -110,14 +110,14 @@ def build_plugin(name: str, size: str, **options) -> EQSR:
 @register_method("eqsr-edsr", recipes=recipes.EQSR_EDSR,
                  description="EDSR-baseline + EQSR's AFE blocks + Neural Kriging (EQSR Table 3)")
 def make_eqsr_edsr(*, size: str = "paper", scale_input: str = "cell", tile: int | None = None,
-                   tile_overlap: int = 16, band_rows: int | None = None) -> EQSR:
+                   tile_overlap: int = 16, band_rows: int | None = None, official_order: bool = False) -> EQSR:
     return build_plugin("eqsr-edsr", size, scale_input=scale_input, tile=tile, tile_overlap=tile_overlap,
-                        band_rows=band_rows)
+                        band_rows=band_rows, official_order=official_order)
 
 
 @register_method("eqsr-swinir", recipes=recipes.EQSR_SWINIR,
                  description="SwinIR (LTE's) + EQSR's AFE blocks + Neural Kriging (EQSR Table 3)")
 def make_eqsr_swinir(*, size: str = "paper", scale_input: str = "cell", tile: int | None = None,
-                     tile_overlap: int = 16, band_rows: int | None = None) -> EQSR:
+                     tile_overlap: int = 16, band_rows: int | None = None, official_order: bool = False) -> EQSR:
     return build_plugin("eqsr-swinir", size, scale_input=scale_input, tile=tile, tile_overlap=tile_overlap,
-                        band_rows=band_rows)
+                        band_rows=band_rows, official_order=official_order)
