@@ -61,6 +61,7 @@ from eqbench.method import SRMethod, register_method
 
 from . import recipes
 from .eqsr_afe import SINCOS_ARITH, ArbSRConv, ScaleCond, sincos_encoding
+from .eqsr_attention import OverlapCrossBlock, WindowAttention
 from .eqsr_backbone import EQSRBackbone
 from .eqsr_kriging import NeuralKriging
 from .eqsr_official import convert, read_basicsr
@@ -137,6 +138,9 @@ class EQSR(SRMethod):
             upsampler.sincos_arith = sincos_arith
         if hasattr(upsampler, "official_order"):
             upsampler.official_order = bool(official_order)
+        for m in encoder.modules():  # EQSR's window attention: fused kernel unless the official order
+            if isinstance(m, (WindowAttention, OverlapCrossBlock)):
+                m.fused = not official_order
         # Does the backbone read (r_h, r_w) itself (ablation D's ArbSR conv), not only the scale code?
         self._ratio_aware = any(isinstance(m, ArbSRConv) for m in encoder.modules())
         self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)

@@ -76,19 +76,37 @@ class Mlp(nn.Module):
 ATTN_CHUNK_ELEMS = 2 ** 24
 
 
-def _attend(q, k, v, bias, mask, heads: int, scale: float) -> torch.Tensor:
+def _attend(q, k, v, bias, mask, heads: int, scale: float, fused: bool = False) -> torch.Tensor:
     """q (b_, nq, C), k/v (b_, nk, C) -> (b_, nq, C); bias (heads, nq, nk); mask (nW, nq, nk) or None
-    (window i of the batch uses mask[i % nW]). Evaluated in chunks of windows (ATTN_CHUNK_ELEMS)."""
+    (window i of the batch uses mask[i % nW]). Evaluated in chunks of windows (ATTN_CHUNK_ELEMS).
+    fused: PyTorch's fused attention kernel (softmax(q k^T * scale + bias + mask) v without materialising
+    the scores; the same function, rounded differently); else the official order of operations."""
     b_, nq, _ = q.shape
+    attend = _attend_fused if fused else _attend_all
     step = max(1, ATTN_CHUNK_ELEMS // (heads * nq * k.shape[1]))
     if step >= b_:
-        return _attend_all(q, k, v, bias, mask, heads, scale)
+        return attend(q, k, v, bias, mask, heads, scale)
     out = q.new_empty(q.shape)
     for s in range(0, b_, step):
         e = min(b_, s + step)
         m = None if mask is None else mask[torch.arange(s, e, device=mask.device) % mask.shape[0]]
-        out[s:e] = _attend_all(q[s:e], k[s:e], v[s:e], bias, m, heads, scale)
+        out[s:e] = attend(q[s:e], k[s:e], v[s:e], bias, m, heads, scale)
     return out
+
+
+def _attend_fused(q, k, v, bias, mask, heads: int, scale: float) -> torch.Tensor:
+    """`_attend_all` through F.scaled_dot_product_attention, the bias and mask as its additive mask."""
+    b_, nq, c = q.shape
+    nk = k.shape[1]
+    # the fused kernel wants unit stride along the head dimension (else it falls back to the unfused one)
+    q, k, v = (t.reshape(b_, -1, heads, c // heads).transpose(1, 2) for t in (q, k, v))
+    k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (k, v))
+    add = bias.contiguous().unsqueeze(0)
+    if mask is not None:
+        nw = mask.shape[0]
+        add = (add + mask[:, None]).unsqueeze(0).expand(b_ // nw, -1, -1, -1, -1).reshape(b_, heads, nq, nk)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=add.to(q.dtype), scale=scale)
+    return out.transpose(1, 2).reshape(b_, nq, c)
 
 
 def _attend_all(q, k, v, bias, mask, heads: int, scale: float) -> torch.Tensor:
@@ -114,12 +132,13 @@ class WindowAttention(nn.Module):
         nn.init.trunc_normal_(self.rel_bias, std=0.02)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
+        self.fused = True  # fused attention kernel (False: the official order; set by the owning model)
 
     def forward(self, win: torch.Tensor, rel_index: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         n = win.shape[1]
         q, k, v = self.qkv(win).chunk(3, dim=-1)
         bias = self.rel_bias[rel_index.reshape(-1)].view(n, n, -1).permute(2, 0, 1)
-        return self.proj(_attend(q, k, v, bias, mask, self.heads, self.scale))
+        return self.proj(_attend(q, k, v, bias, mask, self.heads, self.scale, self.fused))
 
 
 class WindowBlock(nn.Module):
@@ -157,6 +176,7 @@ class OverlapCrossBlock(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.fused = True  # as WindowAttention.fused
 
     def forward(self, x: torch.Tensor, rel_index: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x.shape
@@ -166,6 +186,6 @@ class OverlapCrossBlock(nn.Module):
         kv = F.unfold(kv, wse, stride=ws, padding=(wse - ws) // 2)  # (B, 2C*wse*wse, nW), zeros outside
         kv = kv.view(b, 2, c, wse * wse, -1).permute(1, 0, 4, 3, 2).reshape(2, -1, wse * wse, c)
         bias = self.rel_bias[rel_index.reshape(-1)].view(ws * ws, wse * wse, -1).permute(2, 0, 1)
-        y = _attend(to_windows(q, ws), kv[0], kv[1], bias, None, self.heads, self.scale)
+        y = _attend(to_windows(q, ws), kv[0], kv[1], bias, None, self.heads, self.scale, self.fused)
         x = x + self.proj(from_windows(y, ws, h, w))
         return x + self.mlp(self.norm2(x))
