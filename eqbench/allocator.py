@@ -9,7 +9,11 @@ Measured on the main job (2 cores, quiet): 262 s of its 661 s CPU time were syst
 `keep_freed_memory()` raises both thresholds (defaults 256 MiB and 512 MiB), so such buffers are reused
 from the heap. Arithmetic and results are unchanged; the resident set may stay higher after a peak (freed
 memory is kept for reuse, up to the trim threshold at the heap top). The CLI calls it for the commands
-that run models; a library user may call it too. It does nothing where the C library has no `mallopt`
+that run models; a library user may call it too. After it, `release_freed_memory()` (called at the end of
+every `SRMethod.upsample`) hands the kept memory back to the kernel (malloc_trim) once more than
+RELEASE_ABOVE_MIB of it is free in the heap, so a large image's peak is not kept for the rest of the run;
+smaller amounts stay for reuse by the next call (trimming after every call would fault them in again).
+It does nothing where the C library has no `mallopt`
 (macOS, Windows), when EQBENCH_MALLOC=default, or when the user set glibc's own MALLOC_MMAP_THRESHOLD_ /
 MALLOC_TRIM_THRESHOLD_ (their choice wins). Memory profiles (`eqbench.analysis.memory`) are measured in
 fresh worker processes that do not call it, so they report what a call needs under the default allocator.
@@ -23,7 +27,13 @@ import os
 M_TRIM_THRESHOLD = -1  # glibc malloc.h
 M_MMAP_THRESHOLD = -3
 MIB = 1 << 20
+RELEASE_ABOVE_MIB = 512
 _done: dict = {}
+
+
+class _MallInfo2(ctypes.Structure):  # glibc >= 2.33
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
 def keep_freed_memory(mmap_threshold_mib: int = 256, trim_threshold_mib: int = 512) -> bool:
@@ -44,4 +54,15 @@ def keep_freed_memory(mmap_threshold_mib: int = 256, trim_threshold_mib: int = 5
             ok = bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold_mib * MIB)) and bool(
                 mallopt(M_TRIM_THRESHOLD, trim_threshold_mib * MIB))
     _done["result"] = ok
+    if ok and hasattr(libc, "mallinfo2"):
+        libc.mallinfo2.restype = _MallInfo2
+        _done["libc"] = libc
     return ok
+
+
+def release_freed_memory() -> None:
+    """Return the heap's free memory to the kernel if keep_freed_memory() took effect and more than
+    RELEASE_ABOVE_MIB of it is free (else nothing)."""
+    libc = _done.get("libc")
+    if libc is not None and libc.mallinfo2().fordblks > RELEASE_ABOVE_MIB * MIB:
+        libc.malloc_trim(0)

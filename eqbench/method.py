@@ -37,6 +37,7 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from .allocator import release_freed_memory
 from .errors import EqbenchError, suggest, unknown_name
 from .registry import Registry
 
@@ -72,6 +73,7 @@ class SRMethod(nn.Module):
             sr = self._upsample(lr, out_size, **kwargs)
         if tuple(sr.shape[-2:]) != out_size:
             raise AssertionError(f"{self.method_name} returned {tuple(sr.shape[-2:])}, expected {out_size}")
+        release_freed_memory()
         if self.fresh_output and not (torch.is_grad_enabled() and sr.requires_grad):
             return sr.clamp_(0.0, 1.0)
         return sr.clamp(0.0, 1.0)
