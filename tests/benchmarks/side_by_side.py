@@ -17,6 +17,11 @@ in /work/shared/spec/methods.md. Adaptations made here at run time, none changin
 `.cuda()` is a no-op (LIIF/LTE hard-code it in query_rgb); timm (imported by LTE's unused SwinIR) and
 tensorboardX (imported by utils.py) are stubbed; ArbSR's grid_sample gets align_corners=True (PyTorch
 1.1's behaviour, which eqbench follows); Meta-SR's `input_matrix_wpn` is compiled alone from trainer.py.
+EQSR (needs einops): the arch files are loaded by path (EQSR/archs/__init__.py's registry scan skipped);
+cupy and BasicSR's registry are stubbed, and arch_util's `trunc_normal_`/`to_2tuple` and the validation
+dataset's `make_coord` are compiled alone (their modules import torchvision and BasicSR's ops); the
+CuPy involution (`_involution_cuda`, CUDA-only) is replaced by a CPU one that sums the same 3x3 offsets,
+in the kernel's order, with F.unfold. The official timing includes that CPU involution.
 `--ref PATH` adds a third contestant: another eqbench source tree (e.g. `git archive` of an older commit).
 """
 
@@ -37,7 +42,7 @@ from argparse import Namespace
 
 import numpy as np
 
-METHODS = ("liif", "lte", "metasr", "arbsr")
+METHODS = ("liif", "lte", "metasr", "arbsr", "eqsr")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -87,14 +92,19 @@ def _official_implicit(root, name, torch):
     return model, ckpt, run
 
 
+def _compile_functions(path, names, scope):
+    """Top-level functions `names` of an official source file, compiled on their own into `scope`
+    (their modules import deps that the test path does not use)."""
+    tree = ast.parse(open(path).read())
+    fns = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name in names]
+    exec(compile(ast.Module(fns, []), path, "exec"), scope)
+    return scope
+
+
 def _trainer_function(root, name):
     """One method of the official trainer.py, compiled on its own (the module imports training-only deps)."""
-    src = open(os.path.join(root, "trainer.py")).read()
-    fn = next(n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.FunctionDef) and n.name == name)
     import torch
-    scope = {"torch": torch, "math": math}
-    exec(compile(ast.Module([fn], []), "trainer.py", "exec"), scope)
-    return scope[name]
+    return _compile_functions(os.path.join(root, "trainer.py"), {name}, {"torch": torch, "math": math})[name]
 
 
 def _official_metasr(root, torch):
@@ -138,10 +148,103 @@ def _official_arbsr(root, torch):
     return model, ckpt, run
 
 
+# EQSR's published configuration: network_g of the official options/test/*.yml (`upscale` is stored,
+# never used; the Neural Kriging upsampler's width is hard-coded to 256 in the arch file).
+EQSR_PAPER = dict(upscale=4, in_chans=3, img_size=64, window_size=16, compress_ratio=3, squeeze_factor=30,
+                  conv_scale=0.01, overlap_ratio=0.5, img_range=1.0, depths=[5] * 6, embed_dim=180,
+                  num_heads=[6] * 6, mlp_ratio=2, upsampler="pixelshuffle", resi_connection="1conv")
+
+
+def _involution_unfold(input, weight, bias=None, stride=1, padding=0, dilation=1):
+    """CPU stand-in for EQSR's CuPy `_involution_cuda`: out[n, c, h, w] = sum over the kernel offsets
+    (kh, kw), in the CUDA kernel's order, of weight[n, c // (C / G), kh, kw, h, w] * input at the
+    offset (zero outside), the input's neighbourhoods taken with F.unfold."""
+    import torch.nn.functional as F
+    from torch.nn.modules.utils import _pair
+    n, c, _, _ = input.shape
+    g, kh, kw, oh, ow = weight.shape[1:]
+    cols = F.unfold(input, (kh, kw), dilation=_pair(dilation), padding=_pair(padding), stride=_pair(stride))
+    cols = cols.view(n, g, c // g, kh * kw, oh, ow)
+    weight = weight.reshape(n, g, 1, kh * kw, oh, ow)
+    out = cols[:, :, :, 0] * weight[:, :, :, 0]
+    for k in range(1, kh * kw):
+        out = out + cols[:, :, :, k] * weight[:, :, :, k]
+    out = out.reshape(n, c, oh, ow)
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
+def _official_eqsr(root, torch):
+    import collections.abc
+    import importlib.util
+    import warnings
+    from itertools import repeat
+
+    import torch.nn.functional as F
+    archs = os.path.join(root, "EQSR", "archs")
+    if not os.path.isdir(archs):
+        sys.exit(f"side_by_side: {root} has no EQSR/archs (expected a checkout of neuralchen/EQSR)")
+    try:
+        import einops  # noqa: F401  (used by the official arch files)
+    except ImportError:
+        sys.exit("side_by_side: the official EQSR code needs einops (pip install einops)")
+
+    def stub(name, **attrs):  # no __path__: nothing of the real packages is imported by accident
+        sys.modules[name] = m = types.ModuleType(name)
+        m.__dict__.update(attrs)
+
+    # Unused imports stubbed: cupy (the involution's CUDA kernel; its memoize decorator runs at import),
+    # BasicSR's registry (and its package __init__, which imports every arch, dataset and model).
+    stub("cupy", _util=types.SimpleNamespace(memoize=lambda **k: (lambda f: f)))
+    for name in ("basicsr", "basicsr.utils", "basicsr.archs", "EQSR", "EQSR.archs"):
+        stub(name)
+    stub("basicsr.utils.registry", ARCH_REGISTRY=types.SimpleNamespace(register=lambda *a: (lambda c: c)))
+    # arch_util imports torchvision and BasicSR's DCN op: the initialisers the arch uses compiled alone
+    util = _compile_functions(os.path.join(root, "basicsr", "archs", "arch_util.py"),
+                              {"_no_grad_trunc_normal_", "trunc_normal_", "_ntuple"},
+                              {"torch": torch, "math": math, "warnings": warnings, "collections": collections,
+                               "repeat": repeat})
+    stub("basicsr.archs.arch_util", trunc_normal_=util["trunc_normal_"], to_2tuple=util["_ntuple"](2))
+
+    def load(name):  # the file itself, not EQSR/archs/__init__.py's registry scan (relative imports resolve)
+        spec = importlib.util.spec_from_file_location(f"EQSR.archs.{name}", os.path.join(archs, f"{name}.py"))
+        mod = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    inv = load("Involution_Kernel_Abs_Pos")
+    del sys.modules["cupy"]  # imported now; einops would take the stub in sys.modules for a CuPy backend
+    inv._involution_cuda = _involution_unfold
+    arch = load("hat_ModMBFormer_Sim_arch")
+    # the validation dataset's coordinates (basicsr/data/DSF_val_dataset.py imports torchvision)
+    data = _compile_functions(os.path.join(root, "basicsr", "data", "DSF_val_dataset.py"),
+                              {"make_coord"}, {"torch": torch})
+    torch.manual_seed(0)
+    model = arch.EQSR(**EQSR_PAPER).eval()
+    win = EQSR_PAPER["window_size"]
+
+    def ckpt(path):
+        sd = model.state_dict()
+        torch.save({"params_ema": sd, "params": sd}, path)
+
+    def run(lr, H, W):
+        # DSF_val_Dataset.__getitem__ (batched by the loader), then HATModel pre_process/process/post_process
+        hr_coord = data["make_coord"]((H, W))  # to_pixel_samples(crop_hr)
+        cell = torch.ones_like(hr_coord)
+        cell[:, :, 0] = cell[:, :, 0] * 2 / H
+        cell[:, :, 1] = cell[:, :, 1] * 2 / W
+        coord, cell = hr_coord.unsqueeze(0), cell.permute(2, 0, 1).unsqueeze(0)
+        h, w = lr.shape[-2:]
+        pad_h, pad_w = (win - h % win) % win, (win - w % win) % win
+        with torch.no_grad():
+            img = F.pad(lr, (0, pad_w, 0, pad_h), "reflect")
+            return model(img, coord, cell, pad_h, pad_w, H / h).clamp_(0, 1)
+    return model, ckpt, run
+
+
 def official(method, root, torch):
     if method in ("liif", "lte"):
         return _official_implicit(root, method, torch)
-    return {"metasr": _official_metasr, "arbsr": _official_arbsr}[method](root, torch)
+    return {"metasr": _official_metasr, "arbsr": _official_arbsr, "eqsr": _official_eqsr}[method](root, torch)
 
 
 def ours(method, ckpt_path, torch, options):
