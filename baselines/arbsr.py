@@ -27,7 +27,7 @@ from eqbench.method import SRMethod, register_method
 
 from . import recipes
 from .arbsr_blocks import ScaleAwareAdapt, ScaleAwareUpsample
-from .encoders import EDSR_PRESETS, MeanShift, ResBlock, conv3
+from .encoders import EDSR_PRESETS, MeanShift, ResBlock, channels_last, conv3
 from .rcan import RCAN_PRESETS, ResidualGroup
 from .scale_arg import resolve_scale
 
@@ -67,14 +67,14 @@ class ArbSR(SRMethod):
         r_h, r_w = resolve_scale(lr.shape[-2:], out_size, scale)
         one = torch.ones(1, 1, device=lr.device, dtype=torch.float32)
         inv = torch.cat((one / r_h, one / r_w), 1).to(lr.dtype)  # adapter routing input (1/r_h, 1/r_w)
-        x = self.head(self.sub_mean(lr * 255.0))
+        x = self.head(channels_last(self.sub_mean(lr * 255.0)))
         res, feats = x, []
         for i, block in enumerate(self.body[:-1]):
             res = block(res)
             if (i + 1) % self.K == 0:
                 res = self.sa_adapt[i // self.K](res, inv)
                 feats.append(res)
-        res = self.body[-1](res) + x
+        res = (self.body[-1](res) + x).contiguous()
         up = self.sa_upsample(res, out_size, r_h, r_w)
         return self.add_mean(self.tail["1"](up)) / 255.0, feats
 
@@ -116,7 +116,7 @@ class FixedScaleTeacher(nn.Module):
 
     @torch.no_grad()
     def features(self, lr: torch.Tensor) -> list[torch.Tensor]:
-        res, feats = self.head(self.sub_mean(lr * 255.0)), []
+        res, feats = self.head(channels_last(self.sub_mean(lr * 255.0))), []  # the student's layout
         for i, block in enumerate(self.body[:-1]):
             res = block(res)
             if (i + 1) % self.K == 0:

@@ -21,7 +21,7 @@ from torch import nn
 from eqbench.method import register_method
 
 from . import recipes
-from .encoders import EDSR_PRESETS, EDSREncoder
+from .encoders import EDSR_PRESETS, EDSREncoder, channels_last
 from .eqsr import EQSR
 from .eqsr_afe import AFEBlock, ModulatedConv2d, ScaleCond
 from .eqsr_backbone import reflect_pad
@@ -52,13 +52,13 @@ class EDSRWithAFE(nn.Module):
         return tuple(taps) + (f"edsr.body.{self.n_blocks}",)
 
     def forward(self, x: torch.Tensor, cond: ScaleCond) -> torch.Tensor:
-        f = self.edsr.head(x)
+        f = self.edsr.head(channels_last(x))  # EDSREncoder's layout
         t = f
         for i in range(self.n_blocks):
             if i % self.every == 0:
                 t = self.afe[i // self.every](t, cond)
             t = self.edsr.body[i](t)
-        return self.edsr.body[self.n_blocks](t) + f
+        return (self.edsr.body[self.n_blocks](t) + f).contiguous()
 
 
 class SwinIRWithAFE(nn.Module):
