@@ -59,8 +59,8 @@ class ScaleCond:
 
 
 def channel_layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
-    """nn.LayerNorm over the channels of an NCHW tensor."""
-    return norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
+    """nn.LayerNorm over the channels of an NCHW tensor (returned channels-last in memory)."""
+    return norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
 class ModulatedConv2d(nn.Module):

@@ -181,11 +181,15 @@ class OverlapCrossBlock(nn.Module):
     def forward(self, x: torch.Tensor, rel_index: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x.shape
         ws, wse = self.ws, self.wse
-        q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
-        kv = torch.cat((k, v), -1).permute(0, 3, 1, 2)  # (B, 2C, H, W)
-        kv = F.unfold(kv, wse, stride=ws, padding=(wse - ws) // 2)  # (B, 2C*wse*wse, nW), zeros outside
-        kv = kv.view(b, 2, c, wse * wse, -1).permute(1, 0, 4, 3, 2).reshape(2, -1, wse * wse, c)
+        qkv = self.qkv(self.norm1(x))  # (B, H, W, 3C): q, k, v
+        # key/value windows of wse x wse around each ws x ws query window, zeros outside the image (the
+        # official F.unfold with padding (wse - ws) / 2, taken from the channels-last tensor so that every
+        # window row copies contiguous 2C-vectors)
+        p = (wse - ws) // 2
+        kv = F.pad(qkv[..., c:], (0, 0, p, p, p, p)).unfold(1, wse, ws).unfold(2, wse, ws)
+        kv = kv.permute(0, 1, 2, 4, 5, 3).reshape(-1, wse * wse, 2 * c)  # (B * nW, wse*wse, 2C)
         bias = self.rel_bias[rel_index.reshape(-1)].view(ws * ws, wse * wse, -1).permute(2, 0, 1)
-        y = _attend(to_windows(q, ws), kv[0], kv[1], bias, None, self.heads, self.scale, self.fused)
+        y = _attend(to_windows(qkv[..., :c], ws), kv[..., :c], kv[..., c:], bias, None, self.heads, self.scale,
+                    self.fused)
         x = x + self.proj(from_windows(y, ws, h, w))
         return x + self.mlp(self.norm2(x))

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .encoders import channels_last
 from .eqsr_afe import AFEBlock, ScaleCond, make_afe_conv
 from .eqsr_attention import OverlapCrossBlock, WindowBlock, rel_index_overlap, rel_index_self, shift_mask
 from .swinir import transformer_init
@@ -46,7 +47,7 @@ class Group(nn.Module):
         for blk in self.wsa:
             t = blk(t, ctx["rel_self"], ctx["mask"])
         t = self.oca(t, ctx["rel_overlap"])
-        return x + self.conv(t.permute(0, 3, 1, 2).contiguous())
+        return x + self.conv(t.permute(0, 3, 1, 2))  # tokens (B, H, W, C) are an NCHW channels-last view
 
 
 class EQSRBackbone(nn.Module):
@@ -78,9 +79,11 @@ class EQSRBackbone(nn.Module):
         hp, wp = x.shape[-2:]
         ctx = {"rel_self": self.rel_self, "rel_overlap": self.rel_overlap,
                "mask": shift_mask(hp, wp, ws, ws // 2, device=x.device).to(x.dtype)}
-        feat = self.conv_first(x)
-        t = self.embed_norm(feat.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
+        # channels-last throughout: convolutions run without layout reorders, and the token view (B, H, W, C)
+        # of a feature map is a free permute (see encoders.channels_last)
+        feat = self.conv_first(channels_last(x))
+        t = self.embed_norm(feat.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         for g in self.groups:
             t = g(t, cond, ctx)
-        t = self.norm(t.permute(0, 2, 3, 1)).permute(0, 3, 1, 2).contiguous()
-        return (self.conv_after_body(t) + feat)[:, :, :h, :w]
+        t = self.norm(t.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return (self.conv_after_body(t) + feat)[:, :, :h, :w].contiguous()
