@@ -36,6 +36,10 @@ summation of the pooled means, <= 1e-5); x4 of 256x256 with the paper preset nee
 size with `tile_overlap` context pixels: approximate (windows, shifts and the AFE's SE pooling see the
 tile, not the image). On the banded / tiled paths the feature taps fire once per tile / band / pass (with
 halo rows): analyses that read taps (CKA, on small crops) get the one-shot path.
+Speed: by default the window attention runs through PyTorch's fused attention kernel, the backbone is
+channels-last and the Neural Kriging decoder uses the factored head and channels-last blocks
+(eqsr_kriging): the same function, rounded differently (<= 1.3e-6 from the official fixture).
+`official_order=True` keeps the official order of operations in the attention and the decoder.
 Training: `forward_window(lr, out_size, window)` queries only an HR window of the out_size frame, as the
 official recipe does (48x48 targets in a 48r x 48r crop; the code sees 2/(48r); window edges are grid
 borders and ECA pools over the window).

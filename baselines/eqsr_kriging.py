@@ -15,6 +15,12 @@ every other queried pixel; the ECA kernel size follows the official rule (5 for 
 The involution is the unfold form (sum over the 9 offsets of kernel * shifted input, in kh-major order,
 as the official CUDA kernel) written with shifted views so the 9x unfolded tensor never exists.
 
+Order of operations (`official_order`, set by the owning model): False (default) computes the same
+function faster: the head's 1x1 convolution factored (feature part once per LR pixel, then gathered;
+encoding part once per HR row and column), the blocks channels-last (fused layer norms, 1x1 convolutions
+as matrix products that switch layout in place, involution accumulated in place). True runs the official
+order (NCHW, head on the concatenated query). Both are tested against the official fixture (<= 1.3e-6).
+
 `kernel` selects the ablations of the EQSR paper, Table 2: "both" (NK), "data" (A), "distance" (B).
 """
 
