@@ -65,15 +65,6 @@ def involution(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return out.reshape(b, c, h, w)
 
 
-def conv1x1_to_cf(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """A 1x1 convolution from a channels-last (B, H, W, C) tensor to a channels-first (B, C', H, W) one:
-    one batched matrix product W @ x^T (the transpose is read in place, not copied)."""
-    b, h, w, c = x.shape
-    wgt = conv.weight.flatten(1)
-    out = torch.baddbmm(conv.bias[:, None].expand(b, -1, h * w), wgt.expand(b, -1, -1), x.view(b, h * w, c).mT)
-    return out.view(b, -1, h, w)
-
-
 def conv1x1_from_cf(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """A 1x1 convolution from a channels-first (B, C, H, W) tensor to a channels-last (B, H, W, C') one."""
     b, c, h, w = x.shape
@@ -83,11 +74,13 @@ def conv1x1_from_cf(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 
 
 def conv1x1_cf(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """A 1x1 convolution, channels-first in and out, as one batched matrix product."""
+    """A 1x1 convolution of x (B, C, H, W) in either memory layout (a channels-last tensor, e.g. the
+    permute of a (B, H, W, C) one, is read in place, not copied) to a channels-first (B, C', H, W) tensor:
+    one batched matrix product W @ x."""
     b, c, h, w = x.shape
     wgt = conv.weight.flatten(1)
     return torch.baddbmm(conv.bias[:, None].expand(b, -1, h * w), wgt.expand(b, -1, -1),
-                         x.view(b, c, h * w)).view(b, -1, h, w)
+                         x.flatten(2)).view(b, -1, h, w)
 
 
 def linear_nhwc(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
@@ -137,8 +130,15 @@ class KrigingBlock(nn.Module):
         k = eca_kernel_size(dim)
         self.eca = nn.Parameter(torch.empty(1, 1, k).uniform_(-k ** -0.5, k ** -0.5))
 
+    @property
+    def row_dim(self) -> int:
+        """The image-row dimension of this block's tensors: 2 for (B, C, H, W), 1 for (B, H, W, C)."""
+        return 1 if self.channels_last else 2
+
     def pre_eca(self, x: torch.Tensor, dist: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(x after the involution branch, FFN output before the channel weighting)."""
+        """(x after the involution branch, FFN output before the channel weighting), in the block's layout."""
+        if self.channels_last:
+            return self._pre_eca_nhwc(x, dist)
         u = self.conv1(channel_norm(x, self.norm1_w, self.norm1_b))
         if self.kernel == "distance":
             k = dist
@@ -150,12 +150,12 @@ class KrigingBlock(nn.Module):
         x = x + self.conv2(involution(u, k))
         return x, self.fc2(F.gelu(self.fc1(channel_norm(x, self.norm2_w, self.norm2_b))))
 
-    def pre_eca_nhwc(self, x: torch.Tensor, dist: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pre_eca_nhwc(self, x: torch.Tensor, dist: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """`pre_eca` with x, f channels-last (B, H, W, C): the same operations, with fused layer norms and the
         1x1 convolutions as matrix products; the kernel branch and the involution run channels-first (their
         inner loops then run along image rows), switching layout inside the matrix products for free."""
         b, h, w, c = x.shape
-        u = conv1x1_to_cf(self.conv1, F.layer_norm(x, (c,), self.norm1_w, self.norm1_b, 1e-5))
+        u = conv1x1_cf(self.conv1, F.layer_norm(x, (c,), self.norm1_w, self.norm1_b, 1e-5).permute(0, 3, 1, 2))
         if self.kernel == "distance":
             k = dist
         else:
@@ -173,17 +173,13 @@ class KrigingBlock(nn.Module):
         return F.conv1d(pooled.unsqueeze(1), self.eca, padding=pad).squeeze(1)[:, :, None, None]
 
     def forward(self, x: torch.Tensor, dist: torch.Tensor | None, weights: torch.Tensor | None = None):
-        """x (B, C, H, W), or channels-last (B, H, W, C) when `channels_last` (set by the decoder)."""
-        if self.channels_last:
-            return self._forward_nhwc(x, dist, weights)
+        """x (B, C, H, W), or channels-last (B, H, W, C) when `channels_last` (set by the decoder);
+        `weights` (B, C, 1, 1) as `channel_weights` returns them."""
         x, f = self.pre_eca(x, dist)
-        if weights is None:
-            weights = self.channel_weights(F.adaptive_avg_pool2d(f, 1).flatten(1))
-        return x + f * weights
-
-    def _forward_nhwc(self, x: torch.Tensor, dist: torch.Tensor | None, weights: torch.Tensor | None = None):
-        """`forward` on channels-last tensors; `weights` (B, C, 1, 1) as `channel_weights` returns them."""
-        x, f = self.pre_eca_nhwc(x, dist)
+        if not self.channels_last:
+            if weights is None:
+                weights = self.channel_weights(F.adaptive_avg_pool2d(f, 1).flatten(1))
+            return x + f * weights
         if weights is None:
             weights = self.channel_weights(f.mean(dim=(1, 2)))
         return torch.addcmul(x, f, weights.view(x.shape[0], 1, 1, -1))
@@ -248,8 +244,8 @@ class NeuralKriging(nn.Module):
 
     def _inputs(self, feat: torch.Tensor, ax: dict, r0: int, r1: int):
         """Head output and distance kernel for HR rows [r0, r1), in the layout of the decoding order."""
-        if not self.official_order:
-            return self._inputs_nhwc(feat, ax, r0, r1)
+        if not self.official_order:  # the factored head (KrigingHead), channels-last (B, hq, W, L)
+            return F.relu(self.head((ax, r0, r1))), self._distance(feat, ax, r0, r1)
         b = feat.shape[0]
         hq, wq = r1 - r0, ax["xs"].shape[0]
         xy = hr_grid_xy(ax["ys"][r0:r1], ax["xs"]).unsqueeze(0).expand(b, -1, -1, -1)
@@ -284,10 +280,6 @@ class NeuralKriging(nn.Module):
         return {"g_feat": F.linear(feat.permute(0, 2, 3, 1), w_feat),  # (B, h, w, L)
                 "a_x": F.linear(enc_x, w_enc[:, 0::2], self.head.bias),  # (W, L)
                 "a_y": F.linear(enc_y, w_enc[:, 1::2])}  # (H, L)
-
-    def _inputs_nhwc(self, feat: torch.Tensor, ax: dict, r0: int, r1: int):
-        """`_inputs` with h0 channels-last (B, hq, W, L); the distance kernel as `_distance`."""
-        return F.relu(self.head((ax, r0, r1))), self._distance(feat, ax, r0, r1)
 
     def _rgb(self, r: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
         """to_rgb(ReLU(r + h0)) as (B, 3, H, W)."""
@@ -333,12 +325,9 @@ class NeuralKriging(nn.Module):
                 x, lo, hi, dist = self._band_head(feat, ax, out_size, a, z)
                 for i in range(depth):
                     x = F.relu(self.blocks[i](x, dist, weights[i]))
-                if self.official_order:
-                    _, f = self.blocks[depth].pre_eca(x, dist)
-                    s = f[:, :, lo:hi].sum(dim=(2, 3), dtype=torch.float64)
-                else:
-                    _, f = self.blocks[depth].pre_eca_nhwc(x, dist)
-                    s = f[:, lo:hi].sum(dim=(1, 2), dtype=torch.float64)
+                _, f = self.blocks[depth].pre_eca(x, dist)
+                rd = self.blocks[depth].row_dim
+                s = f.narrow(rd, lo, hi - lo).sum(dim=(rd, rd + 1), dtype=torch.float64)
                 total = s if total is None else total + s
             weights.append(self.blocks[depth].channel_weights((total / (H * W)).to(feat.dtype)))
         out = []
