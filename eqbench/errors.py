@@ -8,6 +8,7 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 
 
@@ -46,6 +47,10 @@ def check_finite(t, what: str) -> None:
     """Raise NonFiniteOutput naming `what` when tensor `t` holds NaN or Inf."""
     import torch
 
+    # One reduction instead of an elementwise mask: a NaN or Inf anywhere makes the sum non-finite, so a
+    # finite sum proves every element finite; only a non-finite sum (maybe mere overflow) is checked fully.
+    if t.is_floating_point() and math.isfinite(t.sum(dtype=torch.float64).item()):
+        return
     if not bool(torch.isfinite(t).all()):
         kind = "NaN" if bool(torch.isnan(t).any()) else "Inf"
         raise NonFiniteOutput(f"{what}: the model output holds {kind} values; nothing was scored for it "

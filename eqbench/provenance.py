@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, native
 from .data.datasets import PACKAGE_ROOT
 
 
@@ -45,5 +45,7 @@ def collect(device: str, seed: int) -> dict:
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "seed": seed,
+        # the compiled SSIM/resize kernels (eqbench/native.py) or the torch code: same values to ~1e-13
+        "native_kernels": native.available(),
         "started": now_iso(),
     }

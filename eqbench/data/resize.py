@@ -27,6 +27,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .. import native
 from ..errors import EqbenchError
 
 
@@ -135,6 +136,40 @@ def _sparse_rows(x: torch.Tensor, in_len: int, out_len: int, scale: float, antia
     return y.reshape(*x.shape[:-2], out_len, x.shape[-1])
 
 
+@lru_cache(maxsize=256)
+def _taps_native(in_len: int, out_len: int, scale: float, antialias: bool, transposed: bool):
+    """`contributions` as contiguous int64/float64 tensors (out_len, P), or (P, out_len) if `transposed`,
+    for the compiled passes, without the taps whose weight is zero for every output (MATLAB drops them)."""
+    ind, w = contributions(in_len, out_len, scale, antialias)
+    keep = np.any(w != 0, axis=0)
+    ind, w = ind[:, keep], w[:, keep]
+    if transposed:
+        ind, w = ind.T, w.T
+    return (torch.from_numpy(np.ascontiguousarray(ind, dtype=np.int64)),
+            torch.from_numpy(np.ascontiguousarray(w, dtype=np.float64)))
+
+
+def _native_pass(x: torch.Tensor, in_len: int, out_len: int, scale: float, antialias: bool, rows: bool,
+                 round_clip: bool) -> torch.Tensor | None:
+    """The pass by the compiled kernel (eqbench.native) for a float64 CPU tensor without autograd; None
+    where that does not apply (then the torch code runs)."""
+    if x.dtype != torch.float64 or not _fast_cpu(x) or (kernels := native.lib()) is None:
+        return None
+    ind, w = _taps_native(in_len, out_len, float(scale), antialias, not rows)
+    p = w.shape[1] if rows else w.shape[0]
+    x = x.contiguous()
+    if rows:
+        n, width = x.numel() // (in_len * x.shape[-1]), x.shape[-1]
+        y = torch.empty((*x.shape[:-2], out_len, width), dtype=torch.float64)
+        kernels.eqb_resample_rows(x.data_ptr(), y.data_ptr(), n, in_len, out_len, width, ind.data_ptr(),
+                                  w.data_ptr(), p, int(round_clip))
+    else:
+        y = torch.empty((*x.shape[:-1], out_len), dtype=torch.float64)
+        kernels.eqb_resample_cols(x.data_ptr(), y.data_ptr(), x.numel() // in_len, in_len, out_len,
+                                  ind.data_ptr(), w.data_ptr(), p, int(round_clip))
+    return y
+
+
 def _pass_rows(x: torch.Tensor, in_len: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
     """One 1-D pass along axis -2 of x (..., in_len, W) -> (..., out_len, W)."""
     if _fast_cpu(x):
@@ -227,9 +262,17 @@ def imresize(x: torch.Tensor, scale: float | Sequence[float] | None = None,
         if axis == 0:
             if out_h == in_h and sh == 1.0:
                 continue
+            fast = _native_pass(y, in_h, out_h, sh, antialias, True, uint8)
+            if fast is not None:
+                y = fast
+                continue
             y = _pass_rows(y, in_h, out_h, sh, antialias)
         else:
             if out_w == in_w and sw == 1.0:
+                continue
+            fast = _native_pass(y, in_w, out_w, sw, antialias, False, uint8)
+            if fast is not None:
+                y = fast
                 continue
             y = _pass_cols(y, in_w, out_w, sw, antialias)
         if uint8:

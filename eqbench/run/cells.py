@@ -9,7 +9,8 @@ is the same. Its key is the sha256 of:
   * the evaluation code path: the sha256 of every source file that evaluation and the method's module
     import, followed statically (`code_digest`), so an edit to the protocol, scoring, metrics, resizing,
     pairs, checkpoint loading or the method's own modules (and the files they import) re-runs the cell;
-  * the versions of torch, numpy and Python, the platform and the device.
+  * the versions of torch, numpy and Python, the platform, the device, and whether the compiled kernels
+    (eqbench/native.py) are in use.
 
 Entries live outside the repository (`eqbench run --cell-cache DIR`, e.g. ~/.cache/eqbench/cells), one
 JSON file per key, written atomically; an unreadable entry is ignored and recomputed. No cache, or an
@@ -111,8 +112,12 @@ def environment() -> dict:
     import numpy as np
     import torch
 
+    from .. import native
+
+    # "native": whether the compiled metric/resize kernels ran (their sums differ from the torch code's in
+    # the last bits only, but a cell is reused only where it would be computed the same way).
     return {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
-            "machine": platform.machine(), "system": platform.system()}
+            "machine": platform.machine(), "system": platform.system(), "native": native.available()}
 
 
 class CellCache:

@@ -1,0 +1,243 @@
+"""Native CPU kernels for the evaluation's hot loops, compiled on first use and called through ctypes.
+
+The C source below is compiled once per machine with the system C compiler (`cc`, or $CC) into the user
+cache folder ($XDG_CACHE_HOME or ~/.cache)/eqbench/native/<digest>/ (the digest covers the source, the
+compiler's version, the flags and the CPU's feature flags, so a shared home folder never loads a library
+built for another CPU); the library is written to a temporary name and renamed, so concurrent first runs
+are safe. Where no compiler works (or EQBENCH_NATIVE=0), `lib()` is None and the callers use their torch
+code, which computes the same quantities (tests compare the two paths).
+
+Kernels:
+  eqb_ssim_sum  the sum of the 'valid' SSIM map of two float64 images (eqbench.metrics.core.ssim): one
+                pass over the input with the separable Gaussian window accumulated in cache-resident row
+                buffers, the four filtered maps and the SSIM formula fused (nothing image-sized allocated).
+  eqb_resample_rows / eqb_resample_cols
+                one 1-D pass of MATLAB's bicubic imresize (eqbench.data.resize) along rows / columns from
+                the taps and weights of `contributions`, optionally with the uint8 rounding fused.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+SOURCE = r"""
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+/* 4 doubles: GCC/Clang generic vectors, lowered to the widest unit -march allows. */
+typedef double v4 __attribute__((vector_size(32)));
+static inline v4 ld(const double *p) { v4 v; memcpy(&v, p, sizeof v); return v; }
+static inline void st(double *p, v4 v) { memcpy(p, &v, sizeof v); }
+
+/* Sum of the 'valid' SSIM map of float64 images x and y (h rows, w columns, unit column stride, row
+ * strides sx and sy in elements); k-tap window g applied separably; constants c1, c2:
+ *   ((2 mx my + c1)(2 cov + c2)) / ((mx^2 + my^2 + c1)(var_x + var_y + c2)).
+ * For each output row, the window's rows are filtered down in blocks of 8 columns held in registers
+ * (x, y, x^2 + y^2 and xy), then across in blocks of 4 with the formula applied as each block is done.
+ * scratch: 4 * (w + 8) doubles. */
+double eqb_ssim_sum(const double *x, ptrdiff_t sx, const double *y, ptrdiff_t sy, ptrdiff_t h, ptrdiff_t w,
+                    const double *g, int k, double c1, double c2, double *scratch)
+{
+    const ptrdiff_t ho = h - k + 1, wo = w - k + 1, wp = w + 8;
+    double *restrict vx = scratch, *restrict vy = scratch + wp, *restrict vs = scratch + 2 * wp,
+           *restrict vp = scratch + 3 * wp;
+    double total = 0.0;
+    for (ptrdiff_t i = 0; i < ho; i++) {
+        const double *x0 = x + i * sx, *y0 = y + i * sy;
+        ptrdiff_t j = 0;
+        for (; j + 8 <= w; j += 8) {
+            v4 ax0 = {0}, ax1 = {0}, ay0 = {0}, ay1 = {0}, as0 = {0}, as1 = {0}, ap0 = {0}, ap1 = {0};
+            for (int t = 0; t < k; t++) {
+                const double gt = g[t], *xr = x0 + t * sx + j, *yr = y0 + t * sy + j;
+                const v4 a0 = ld(xr), a1 = ld(xr + 4), b0 = ld(yr), b1 = ld(yr + 4);
+                ax0 += gt * a0; ax1 += gt * a1; ay0 += gt * b0; ay1 += gt * b1;
+                as0 += gt * (a0 * a0 + b0 * b0); as1 += gt * (a1 * a1 + b1 * b1);
+                ap0 += gt * (a0 * b0); ap1 += gt * (a1 * b1);
+            }
+            st(vx + j, ax0); st(vx + j + 4, ax1); st(vy + j, ay0); st(vy + j + 4, ay1);
+            st(vs + j, as0); st(vs + j + 4, as1); st(vp + j, ap0); st(vp + j + 4, ap1);
+        }
+        for (; j < w; j++) {
+            double ax = 0, ay = 0, as = 0, ap = 0;
+            for (int t = 0; t < k; t++) {
+                const double gt = g[t], a = x0[t * sx + j], b = y0[t * sy + j];
+                ax += gt * a; ay += gt * b; as += gt * (a * a + b * b); ap += gt * (a * b);
+            }
+            vx[j] = ax; vy[j] = ay; vs[j] = as; vp[j] = ap;
+        }
+        v4 acc = {0};
+        j = 0;
+        for (; j + 4 <= wo; j += 4) {
+            v4 mx = {0}, my = {0}, ms = {0}, mp = {0};
+            for (int t = 0; t < k; t++) {
+                const double gt = g[t];
+                mx += gt * ld(vx + j + t); my += gt * ld(vy + j + t);
+                ms += gt * ld(vs + j + t); mp += gt * ld(vp + j + t);
+            }
+            const v4 mxy = mx * my, msq = mx * mx + my * my;
+            acc += ((2.0 * mxy + c1) * (2.0 * (mp - mxy) + c2)) / ((msq + c1) * (ms - msq + c2));
+        }
+        double row = 0.0;
+        for (; j < wo; j++) {
+            double mx = 0, my = 0, ms = 0, mp = 0;
+            for (int t = 0; t < k; t++) {
+                const double gt = g[t];
+                mx += gt * vx[j + t]; my += gt * vy[j + t]; ms += gt * vs[j + t]; mp += gt * vp[j + t];
+            }
+            const double mxy = mx * my, msq = mx * mx + my * my;
+            row += ((2.0 * mxy + c1) * (2.0 * (mp - mxy) + c2)) / ((msq + c1) * (ms - msq + c2));
+        }
+        total += row + (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    }
+    return total;
+}
+
+/* One 1-D resampling pass along the rows axis: x (n, in_len, w) -> y (n, out_len, w), both contiguous;
+ * output row o = sum over its p taps t of wt[o, t] * input row ind[o, t] (taps in order). round != 0:
+ * then floor(v + 0.5) clipped to [0, 255] (MATLAB's uint8 cast). */
+void eqb_resample_rows(const double *x, double *y, ptrdiff_t n, ptrdiff_t in_len, ptrdiff_t out_len, ptrdiff_t w,
+                       const long long *ind, const double *wt, int p, int round)
+{
+    for (ptrdiff_t c = 0; c < n; c++) {
+        const double *xc = x + c * in_len * w;
+        for (ptrdiff_t o = 0; o < out_len; o++) {
+            double *restrict yr = y + (c * out_len + o) * w;
+            const long long *io = ind + o * p;
+            const double *wo = wt + o * p;
+            const double *restrict x0 = xc + io[0] * w;
+            for (ptrdiff_t j = 0; j < w; j++)
+                yr[j] = wo[0] * x0[j];
+            for (int t = 1; t < p; t++) {
+                const double *restrict xr = xc + io[t] * w;
+                const double wv = wo[t];
+                for (ptrdiff_t j = 0; j < w; j++)
+                    yr[j] += wv * xr[j];
+            }
+            if (round)
+                for (ptrdiff_t j = 0; j < w; j++) {
+                    const double v = floor(yr[j] + 0.5);
+                    yr[j] = v < 0.0 ? 0.0 : (v > 255.0 ? 255.0 : v);
+                }
+        }
+    }
+}
+
+/* The same pass along the last axis: x (rows, in_len) -> y (rows, out_len), both contiguous; here the
+ * taps come transposed, indT and wT (p, out_len), so each tap is one vectorisable (gathering) sweep
+ * over an output row. */
+void eqb_resample_cols(const double *x, double *y, ptrdiff_t rows, ptrdiff_t in_len, ptrdiff_t out_len,
+                       const long long *indT, const double *wT, int p, int round)
+{
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const double *restrict xr = x + r * in_len;
+        double *restrict yr = y + r * out_len;
+        for (ptrdiff_t o = 0; o < out_len; o++)
+            yr[o] = wT[o] * xr[indT[o]];
+        for (int t = 1; t < p; t++) {
+            const long long *restrict it = indT + t * out_len;
+            const double *restrict wt = wT + t * out_len;
+            for (ptrdiff_t o = 0; o < out_len; o++)
+                yr[o] += wt[o] * xr[it[o]];
+        }
+        if (round)
+            for (ptrdiff_t o = 0; o < out_len; o++) {
+                const double v = floor(yr[o] + 0.5);
+                yr[o] = v < 0.0 ? 0.0 : (v > 255.0 ? 255.0 : v);
+            }
+    }
+}
+"""
+
+# -march=native lets the vector code use the CPU's units (the cache key has its feature flags); a compiler
+# that refuses it gets the portable set. No -ffast-math: IEEE arithmetic, except that gnu99 lets the
+# compiler contract a*b+c into one fused multiply-add.
+FLAGS = ("-O3", "-march=native", "-fPIC", "-shared", "-std=gnu99")
+PORTABLE_FLAGS = ("-O3", "-fPIC", "-shared", "-std=gnu99")
+_D, _P = ctypes.c_double, ctypes.c_ssize_t
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "eqbench" / "native"
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        return ""
+
+
+def _compiler() -> str:
+    return os.environ.get("CC") or "cc"
+
+
+def _build(cc: str) -> Path | None:
+    try:
+        version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for flags in (FLAGS, PORTABLE_FLAGS):
+        so = _compile(cc, version, flags)
+        if so is not None:
+            return so
+    return None
+
+
+def _compile(cc: str, version: str, flags: tuple[str, ...]) -> Path | None:
+    key = hashlib.sha256("\0".join((SOURCE, cc, version, " ".join(flags), platform.machine(),
+                                    _cpu_flags())).encode()).hexdigest()[:16]
+    folder = _cache_root() / key
+    so = folder / "libeqbench_native.so"
+    if so.is_file():
+        return so
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            src = Path(tmp) / "kernels.c"
+            src.write_text(SOURCE, encoding="utf-8")
+            out = Path(tmp) / so.name
+            r = subprocess.run([cc, *flags, "-o", str(out), str(src), "-lm"], capture_output=True, text=True,
+                               timeout=120)
+            if r.returncode != 0 or not out.is_file():
+                return None
+            os.replace(out, so)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return so
+
+
+@lru_cache(maxsize=1)
+def lib() -> ctypes.CDLL | None:
+    """The compiled kernels, or None (no compiler, not Linux/macOS, or EQBENCH_NATIVE=0)."""
+    if os.environ.get("EQBENCH_NATIVE", "1") == "0" or platform.system() not in ("Linux", "Darwin"):
+        return None
+    so = _build(_compiler())
+    if so is None:
+        return None
+    try:
+        dll = ctypes.CDLL(str(so))
+    except OSError:
+        return None
+    ptr, i32 = ctypes.c_void_p, ctypes.c_int
+    f = dll.eqb_ssim_sum
+    f.restype = _D
+    f.argtypes = [ptr, _P, ptr, _P, _P, _P, ptr, i32, _D, _D, ptr]
+    dll.eqb_resample_rows.restype = None
+    dll.eqb_resample_rows.argtypes = [ptr, ptr, _P, _P, _P, _P, ptr, ptr, i32, i32]
+    dll.eqb_resample_cols.restype = None
+    dll.eqb_resample_cols.argtypes = [ptr, ptr, _P, _P, _P, ptr, ptr, i32, i32]
+    return dll
+
+
+def available() -> bool:
+    return lib() is not None

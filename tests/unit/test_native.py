@@ -1,0 +1,100 @@
+"""The compiled kernels (eqbench/native.py) against the torch code they replace, and their fallbacks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+from eqbench import native
+from eqbench.data.resize import imresize
+from eqbench.errors import NonFiniteOutput, check_finite
+from eqbench.metrics import ssim
+
+
+@pytest.fixture
+def torch_path(monkeypatch):
+    """Run the body with the kernels switched off (EQBENCH_NATIVE=0), then restore them."""
+
+    def off():
+        monkeypatch.setenv("EQBENCH_NATIVE", "0")
+        native.lib.cache_clear()
+
+    yield off
+    monkeypatch.delenv("EQBENCH_NATIVE", raising=False)
+    native.lib.cache_clear()
+
+
+needs_native = pytest.mark.skipif(not native.available(), reason="no working C compiler: the torch path is used")
+
+
+def test_switch_off_and_broken_compiler_fall_back(monkeypatch, tmp_path):
+    monkeypatch.setenv("EQBENCH_NATIVE", "0")
+    native.lib.cache_clear()
+    assert native.lib() is None
+    monkeypatch.delenv("EQBENCH_NATIVE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # nothing built yet there
+    for cc in ("false", str(tmp_path / "no-such-compiler")):
+        monkeypatch.setenv("CC", cc)
+        native.lib.cache_clear()
+        assert native.lib() is None  # no exception: callers use the torch code
+    assert not any(tmp_path.rglob("*.so"))
+    native.lib.cache_clear()
+
+
+@needs_native
+@pytest.mark.parametrize("shape", [(11, 11), (12, 19), (37, 64), (3, 61, 83), (2, 200, 131)])
+def test_ssim_kernel_equals_torch_path(shape, rng, torch_path):
+    a = torch.from_numpy(rng.integers(0, 256, shape).astype(np.float64))
+    b = (a + torch.from_numpy(rng.normal(0, 9, shape))).clamp(0, 255)
+    views = [(a, b)]
+    if min(shape[-2:]) > 12:  # strided rows, odd offsets: the shaved views the scorer passes
+        views.append((a[..., 1:-1, 2:-1], b[..., 1:-1, 2:-1]))
+    fast = [ssim(x, y) for x, y in views]
+    torch_path()
+    slow = [ssim(x, y) for x, y in views]
+    for f, s in zip(fast, slow):
+        assert f == pytest.approx(s, abs=1e-13)
+    if len(shape) == 2:
+        want = structural_similarity(a.numpy(), b.numpy(), data_range=255, gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False)
+        assert fast[0] == pytest.approx(want, abs=1e-10)
+
+
+@needs_native
+@pytest.mark.parametrize("scale", [0.5, 1 / 3, 0.25, 2, 3, 4, 2.7, (0.5, 0.37), (1.5, 4), (4, 1.5)])
+def test_resize_kernel_equals_torch_path(scale, rng, torch_path):
+    x = torch.from_numpy(rng.integers(0, 256, (3, 57, 71)).astype(np.float64))
+    fast = [imresize(x, scale), imresize(x, scale, uint8=True), imresize(x[1], scale)]
+    torch_path()
+    slow = [imresize(x, scale), imresize(x, scale, uint8=True), imresize(x[1], scale)]
+    for f, s in zip(fast, slow):
+        assert f.shape == s.shape and f.dtype == s.dtype
+    assert (fast[0] - slow[0]).abs().max().item() < 1e-9
+    assert (fast[2] - slow[2]).abs().max().item() < 1e-9
+    # 8-bit: equal but for exact .5 ties that float noise may round either way (none expected here)
+    d = (fast[1] - slow[1]).abs()
+    assert d.max().item() <= 1 and (d > 0).float().mean().item() < 1e-3
+
+
+@needs_native
+def test_kernels_read_views_and_leave_inputs_alone(rng):
+    x = torch.from_numpy(rng.random((3, 40, 50)) * 255)
+    keep = x.clone()
+    view = x.transpose(-1, -2)  # not contiguous: copied for the kernel
+    got = imresize(view, 0.5)
+    assert torch.equal(x, keep)
+    assert torch.allclose(got, imresize(view.contiguous(), 0.5), atol=0, rtol=0)
+
+
+def test_check_finite_catches_nan_and_inf_but_not_overflowing_sums():
+    check_finite(torch.full((4, 4), 1e308, dtype=torch.float64), "big")  # the sum overflows; values finite
+    check_finite(torch.zeros(3, dtype=torch.float32), "zeros")
+    for bad, kind in ((math.nan, "NaN"), (math.inf, "Inf"), (-math.inf, "Inf")):
+        t = torch.ones(3, 8, 8)
+        t[1, 2, 3] = bad
+        with pytest.raises(NonFiniteOutput, match=kind):
+            check_finite(t, "x")
