@@ -14,6 +14,9 @@ Kernels:
   eqb_resample_rows / eqb_resample_cols
                 one 1-D pass of MATLAB's bicubic imresize (eqbench.data.resize) along rows / columns from
                 the taps and weights of `contributions`, optionally with the uint8 rounding fused.
+  eqb_score_rgb the scoring domain of an RGB output (clamp, x255, 8-bit rounding), its Y and the
+                reference's, and the squared-error sums of PSNR-RGB and PSNR-Y, in one pass over the
+                border-shaved region (eqbench.scoring.score); SSIM then runs on the two Y images.
 """
 
 from __future__ import annotations
@@ -100,9 +103,18 @@ double eqb_ssim_sum(const double *x, ptrdiff_t sx, const double *y, ptrdiff_t sy
     return total;
 }
 
+/* floor(v + 0.5) clipped to [0, 255]: MATLAB's uint8 cast, over a row. */
+static void round_clip_row(double *restrict y, ptrdiff_t n)
+{
+    for (ptrdiff_t j = 0; j < n; j++) {
+        const double v = floor(y[j] + 0.5);
+        y[j] = v < 0.0 ? 0.0 : (v > 255.0 ? 255.0 : v);
+    }
+}
+
 /* One 1-D resampling pass along the rows axis: x (n, in_len, w) -> y (n, out_len, w), both contiguous;
- * output row o = sum over its p taps t of wt[o, t] * input row ind[o, t] (taps in order). round != 0:
- * then floor(v + 0.5) clipped to [0, 255] (MATLAB's uint8 cast). */
+ * output row o = sum over its p taps t of wt[o, t] * input row ind[o, t] (taps in order), accumulated
+ * in registers over blocks of 8 columns. round != 0: then MATLAB's uint8 cast. */
 void eqb_resample_rows(const double *x, double *y, ptrdiff_t n, ptrdiff_t in_len, ptrdiff_t out_len, ptrdiff_t w,
                        const long long *ind, const double *wt, int p, int round)
 {
@@ -112,47 +124,141 @@ void eqb_resample_rows(const double *x, double *y, ptrdiff_t n, ptrdiff_t in_len
             double *restrict yr = y + (c * out_len + o) * w;
             const long long *io = ind + o * p;
             const double *wo = wt + o * p;
-            const double *restrict x0 = xc + io[0] * w;
-            for (ptrdiff_t j = 0; j < w; j++)
-                yr[j] = wo[0] * x0[j];
-            for (int t = 1; t < p; t++) {
-                const double *restrict xr = xc + io[t] * w;
-                const double wv = wo[t];
-                for (ptrdiff_t j = 0; j < w; j++)
-                    yr[j] += wv * xr[j];
+            ptrdiff_t j = 0;
+            for (; j + 8 <= w; j += 8) {
+                const double *x0 = xc + io[0] * w + j;
+                v4 a0 = wo[0] * ld(x0), a1 = wo[0] * ld(x0 + 4);
+                for (int t = 1; t < p; t++) {
+                    const double *xr = xc + io[t] * w + j;
+                    a0 += wo[t] * ld(xr);
+                    a1 += wo[t] * ld(xr + 4);
+                }
+                st(yr + j, a0);
+                st(yr + j + 4, a1);
+            }
+            for (; j < w; j++) {
+                double v = wo[0] * xc[io[0] * w + j];
+                for (int t = 1; t < p; t++)
+                    v += wo[t] * xc[io[t] * w + j];
+                yr[j] = v;
             }
             if (round)
-                for (ptrdiff_t j = 0; j < w; j++) {
-                    const double v = floor(yr[j] + 0.5);
-                    yr[j] = v < 0.0 ? 0.0 : (v > 255.0 ? 255.0 : v);
-                }
+                round_clip_row(yr, w);
         }
     }
 }
 
-/* The same pass along the last axis: x (rows, in_len) -> y (rows, out_len), both contiguous; here the
- * taps come transposed, indT and wT (p, out_len), so each tap is one vectorisable (gathering) sweep
- * over an output row. */
+/* The same pass along the last axis: x (rows, in_len) -> y (rows, out_len), both contiguous. Outputs
+ * whose taps are a contiguous run of inputs (all but the mirrored borders: contiguous[o] != 0, first
+ * input lo[o]) take a dot product of 4-wide loads with their weights zero-padded to p4 taps (wpad,
+ * (out_len, p4)); the others gather with ind/wt (out_len, p). */
 void eqb_resample_cols(const double *x, double *y, ptrdiff_t rows, ptrdiff_t in_len, ptrdiff_t out_len,
-                       const long long *indT, const double *wT, int p, int round)
+                       const long long *ind, const double *wt, int p, const long long *lo,
+                       const signed char *contiguous, const double *wpad, int p4, int round)
 {
     for (ptrdiff_t r = 0; r < rows; r++) {
         const double *restrict xr = x + r * in_len;
         double *restrict yr = y + r * out_len;
-        for (ptrdiff_t o = 0; o < out_len; o++)
-            yr[o] = wT[o] * xr[indT[o]];
-        for (int t = 1; t < p; t++) {
-            const long long *restrict it = indT + t * out_len;
-            const double *restrict wt = wT + t * out_len;
-            for (ptrdiff_t o = 0; o < out_len; o++)
-                yr[o] += wt[o] * xr[it[o]];
+        for (ptrdiff_t o = 0; o < out_len; o++) {
+            if (contiguous[o]) {
+                const double *xs = xr + lo[o], *wo = wpad + o * p4;
+                v4 acc = ld(wo) * ld(xs);
+                for (int t = 4; t < p4; t += 4)
+                    acc += ld(wo + t) * ld(xs + t);
+                yr[o] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+            } else {
+                const long long *io = ind + o * p;
+                const double *wo = wt + o * p;
+                double v = wo[0] * xr[io[0]];
+                for (int t = 1; t < p; t++)
+                    v += wo[t] * xr[io[t]];
+                yr[o] = v;
+            }
         }
         if (round)
-            for (ptrdiff_t o = 0; o < out_len; o++) {
-                const double v = floor(yr[o] + 0.5);
-                yr[o] = v < 0.0 ? 0.0 : (v > 255.0 ? 255.0 : v);
-            }
+            round_clip_row(yr, out_len);
     }
+}
+
+/* Squared-difference sum of two rows, in 4 vector lanes. */
+static double sum_sq_diff(const double *a, const double *b, ptrdiff_t n)
+{
+    v4 acc = {0};
+    ptrdiff_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const v4 d = ld(a + j) - ld(b + j);
+        acc += d * d;
+    }
+    double s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (; j < n; j++)
+        s += (a[j] - b[j]) * (a[j] - b[j]);
+    return s;
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_CONTRACT __attribute__((optimize("fp-contract=off")))
+#else
+#define NO_CONTRACT
+#endif
+
+/* The scoring domain of one RGB output and what PSNR-Y / PSNR-RGB / SSIM-Y need, in one pass over the
+ * border-shaved region (rows [sh, h - sh), columns [sw, w - sw)):
+ *   q = clamp(sr, 0, 1) * 255, then floor(q + 0.5) if quantize (MATLAB's uint8 cast), as separate
+ *       roundings (no fused multiply-add: the same values as eqbench.scoring.to_scoring_domain);
+ *   sums[0] += (q - hr)^2 over the three channels; Y of q and of hr (BT.601; round_y: MATLAB's
+ *   rgb2ycbcr on 8-bit values, computed exactly in integers, else 16 + (65.481 r + 128.553 g +
+ *   24.966 b) / 255) into y_sr, y_hr (rows of w - 2 sw); sums[1] += (y_sr - y_hr)^2.
+ * sr: (3, h, w) contiguous, float64 (sr64) or float32 (sr32, the other NULL); hr: (3, h, w) float64.
+ * rowbuf: 3 * w doubles. round_y needs integer-valued q and hr (quantize, 8-bit references). */
+NO_CONTRACT void eqb_score_rgb(const double *sr64, const float *sr32, const double *hr, ptrdiff_t h, ptrdiff_t w,
+                               ptrdiff_t sh, ptrdiff_t sw, int quantize, int round_y, double *y_sr, double *y_hr,
+                               double *sums, double *rowbuf)
+{
+    const ptrdiff_t plane = h * w, n = w - 2 * sw;
+    const double a0 = 65.481 / 255.0, a1 = 128.553 / 255.0, a2 = 24.966 / 255.0;
+    double sq_rgb = 0.0, sq_y = 0.0;
+    for (ptrdiff_t i = sh; i < h - sh; i++) {
+        const ptrdiff_t off = i * w + sw;
+        for (int c = 0; c < 3; c++) {
+            double *restrict q = rowbuf + c * w;
+            if (sr64) {
+                const double *restrict src = sr64 + c * plane + off;
+                for (ptrdiff_t j = 0; j < n; j++) {
+                    const double v = src[j];
+                    q[j] = v < 0.0 ? 0.0 : (v > 1.0 ? 1.0 : v);
+                }
+            } else {
+                const float *restrict src = sr32 + c * plane + off;
+                for (ptrdiff_t j = 0; j < n; j++) {
+                    const double v = (double)src[j];
+                    q[j] = v < 0.0 ? 0.0 : (v > 1.0 ? 1.0 : v);
+                }
+            }
+            for (ptrdiff_t j = 0; j < n; j++)
+                q[j] = q[j] * 255.0;
+            if (quantize)
+                for (ptrdiff_t j = 0; j < n; j++)
+                    q[j] = floor(q[j] + 0.5);
+            sq_rgb += sum_sq_diff(q, hr + c * plane + off, n);
+        }
+        const double *restrict r = rowbuf, *restrict g = rowbuf + w, *restrict b = rowbuf + 2 * w;
+        const double *restrict hr0 = hr + off, *restrict hg = hr + plane + off, *restrict hb = hr + 2 * plane + off;
+        double *restrict ys = y_sr + (i - sh) * n, *restrict yh = y_hr + (i - sh) * n;
+        if (round_y)
+            for (ptrdiff_t j = 0; j < n; j++) {
+                ys[j] = floor((65481.0 * r[j] + 128553.0 * g[j] + 24966.0 * b[j] + 127500.0) / 255000.0) + 16.0;
+                yh[j] = floor((65481.0 * hr0[j] + 128553.0 * hg[j] + 24966.0 * hb[j] + 127500.0) / 255000.0)
+                        + 16.0;
+            }
+        else
+            for (ptrdiff_t j = 0; j < n; j++) {
+                ys[j] = 16.0 + (a0 * r[j] + a1 * g[j] + a2 * b[j]);
+                yh[j] = 16.0 + (a0 * hr0[j] + a1 * hg[j] + a2 * hb[j]);
+            }
+        sq_y += sum_sq_diff(ys, yh, n);
+    }
+    sums[0] = sq_rgb;
+    sums[1] = sq_y;
 }
 """
 
@@ -235,7 +341,9 @@ def lib() -> ctypes.CDLL | None:
     dll.eqb_resample_rows.restype = None
     dll.eqb_resample_rows.argtypes = [ptr, ptr, _P, _P, _P, _P, ptr, ptr, i32, i32]
     dll.eqb_resample_cols.restype = None
-    dll.eqb_resample_cols.argtypes = [ptr, ptr, _P, _P, _P, ptr, ptr, i32, i32]
+    dll.eqb_resample_cols.argtypes = [ptr, ptr, _P, _P, _P, ptr, ptr, i32, ptr, ptr, ptr, i32, i32]
+    dll.eqb_score_rgb.restype = None
+    dll.eqb_score_rgb.argtypes = [ptr, ptr, ptr, _P, _P, _P, _P, i32, i32, ptr, ptr, ptr, ptr]
     return dll
 
 

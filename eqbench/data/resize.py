@@ -137,16 +137,22 @@ def _sparse_rows(x: torch.Tensor, in_len: int, out_len: int, scale: float, antia
 
 
 @lru_cache(maxsize=256)
-def _taps_native(in_len: int, out_len: int, scale: float, antialias: bool, transposed: bool):
-    """`contributions` as contiguous int64/float64 tensors (out_len, P), or (P, out_len) if `transposed`,
-    for the compiled passes, without the taps whose weight is zero for every output (MATLAB drops them)."""
+def _taps_native(in_len: int, out_len: int, scale: float, antialias: bool) -> tuple[torch.Tensor, ...]:
+    """`contributions` for the compiled passes: taps and weights (out_len, P) as contiguous int64/float64
+    tensors without the taps whose weight is zero for every output (MATLAB drops them too); then, for the
+    column pass, each output's first input, whether its taps are a contiguous run inside the image, and
+    its weights zero-padded to a multiple of 4 taps."""
     ind, w = contributions(in_len, out_len, scale, antialias)
     keep = np.any(w != 0, axis=0)
-    ind, w = ind[:, keep], w[:, keep]
-    if transposed:
-        ind, w = ind.T, w.T
-    return (torch.from_numpy(np.ascontiguousarray(ind, dtype=np.int64)),
-            torch.from_numpy(np.ascontiguousarray(w, dtype=np.float64)))
+    ind, w = np.ascontiguousarray(ind[:, keep], dtype=np.int64), np.ascontiguousarray(w[:, keep])
+    p = w.shape[1]
+    p4 = -(-p // 4) * 4
+    lo = ind[:, 0].copy()
+    contiguous = np.all(ind == lo[:, None] + np.arange(p), axis=1) & (lo + p4 <= in_len)
+    wpad = np.zeros((out_len, p4))
+    wpad[:, :p] = w
+    return (torch.from_numpy(ind), torch.from_numpy(w), torch.from_numpy(lo),
+            torch.from_numpy(contiguous.astype(np.int8)), torch.from_numpy(wpad))
 
 
 def _native_pass(x: torch.Tensor, in_len: int, out_len: int, scale: float, antialias: bool, rows: bool,
@@ -155,18 +161,18 @@ def _native_pass(x: torch.Tensor, in_len: int, out_len: int, scale: float, antia
     where that does not apply (then the torch code runs)."""
     if x.dtype != torch.float64 or not _fast_cpu(x) or (kernels := native.lib()) is None:
         return None
-    ind, w = _taps_native(in_len, out_len, float(scale), antialias, not rows)
-    p = w.shape[1] if rows else w.shape[0]
+    ind, w, lo, contiguous, wpad = _taps_native(in_len, out_len, float(scale), antialias)
     x = x.contiguous()
     if rows:
         n, width = x.numel() // (in_len * x.shape[-1]), x.shape[-1]
         y = torch.empty((*x.shape[:-2], out_len, width), dtype=torch.float64)
         kernels.eqb_resample_rows(x.data_ptr(), y.data_ptr(), n, in_len, out_len, width, ind.data_ptr(),
-                                  w.data_ptr(), p, int(round_clip))
+                                  w.data_ptr(), w.shape[1], int(round_clip))
     else:
         y = torch.empty((*x.shape[:-1], out_len), dtype=torch.float64)
         kernels.eqb_resample_cols(x.data_ptr(), y.data_ptr(), x.numel() // in_len, in_len, out_len,
-                                  ind.data_ptr(), w.data_ptr(), p, int(round_clip))
+                                  ind.data_ptr(), w.data_ptr(), w.shape[1], lo.data_ptr(), contiguous.data_ptr(),
+                                  wpad.data_ptr(), wpad.shape[1], int(round_clip))
     return y
 
 

@@ -68,7 +68,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor, *, peak: float = 255.0) -> float:
     if a.shape != b.shape:
         raise ValueError(f"psnr needs equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
     d = torch.sub(a.to(torch.float64), b.to(torch.float64)).reshape(-1)
-    return _psnr_of(torch.dot(d, d).item() / max(d.numel(), 1), peak)
+    return psnr_of_mse(torch.dot(d, d).item() / max(d.numel(), 1), peak)
 
 
 def psnr_(a: torch.Tensor, b: torch.Tensor, *, shave: tuple[int, int] = (0, 0), peak: float = 255.0) -> float:
@@ -83,16 +83,17 @@ def psnr_(a: torch.Tensor, b: torch.Tensor, *, shave: tuple[int, int] = (0, 0), 
     n = shave_border(d, (0, shave[1])).numel()
     if not d.is_contiguous():
         d = shave_border(a, shave)
-        return _psnr_of(d.sub_(shave_border(b, shave)).square_().sum().item() / max(n, 1), peak)
+        return psnr_of_mse(d.sub_(shave_border(b, shave)).square_().sum().item() / max(n, 1), peak)
     d.sub_(shave_border(b.to(torch.float64), (shave[0], 0)))
     if shave[1]:
         d[..., : shave[1]] = 0
         d[..., d.shape[-1] - shave[1] :] = 0
     d = d.view(-1)
-    return _psnr_of(torch.dot(d, d).item() / max(n, 1), peak)
+    return psnr_of_mse(torch.dot(d, d).item() / max(n, 1), peak)
 
 
-def _psnr_of(mse: float, peak: float) -> float:
+def psnr_of_mse(mse: float, peak: float = 255.0) -> float:
+    """10 log10(peak^2 / mse); inf for mse 0."""
     return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
 
 

@@ -98,3 +98,34 @@ def test_check_finite_catches_nan_and_inf_but_not_overflowing_sums():
         t[1, 2, 3] = bad
         with pytest.raises(NonFiniteOutput, match=kind):
             check_finite(t, "x")
+
+
+@needs_native
+@pytest.mark.parametrize("protocol", ["matlab", "basicsr", "liif", "arbsr", "eqsr"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_score_equals_torch_path(protocol, dtype, rng, torch_path):
+    from eqbench.data.pairs import make_pair
+    from eqbench.method import create_method
+    from eqbench.protocol import get_protocol
+    from eqbench.scales import parse_scale
+    from eqbench.scoring import score
+
+    proto = get_protocol(protocol)
+    img = rng.integers(0, 256, (61, 83, 3), dtype=np.uint8)
+    cases = []
+    for s in ("2", "3", "2.5", "1.5x4"):
+        try:
+            pair = make_pair("rand", img, parse_scale(s), proto)
+        except ValueError:  # a crop rule that needs an integer scale
+            continue
+        sr = create_method("bicubic").upsample(pair.lr.unsqueeze(0).to(dtype), pair.out_size)[0]
+        sr = sr + torch.from_numpy(rng.normal(0, 0.02, sr.shape)).to(dtype)  # values outside [0, 1] too
+        cases.append((pair, sr))
+    assert cases
+    fast = [score(sr.clone(), pair, proto) for pair, sr in cases]
+    torch_path()
+    slow = [score(sr.clone(), pair, proto) for pair, sr in cases]
+    for f, s in zip(fast, slow):
+        assert f.keys() == s.keys()
+        for k in f:
+            assert f[k] == pytest.approx(s[k], abs=1e-12), k
