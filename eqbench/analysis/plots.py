@@ -21,11 +21,18 @@ def _save(fig, stem: Path) -> list[Path]:
     # Plugin specs (mypkg.models:make) and folder names may hold '.' and ':': not in a file stem or an href.
     safe = re.sub(r"[^A-Za-z0-9_+=-]+", "_", stem.name)
     paths = [stem.with_name(safe + ".png"), stem.with_name(safe + ".svg")]
+    # The tight bounding box once for both formats (bbox_inches="tight" lays the figure out again for
+    # each savefig, so two formats cost four layouts): one layout pass, then one render per format.
+    from matplotlib import rcParams
+
+    fig.set_dpi(150)  # the PNG's resolution: text extents (hence the box) depend on it
+    fig.draw_without_rendering()
+    bbox = fig.get_tightbbox(fig.canvas.get_renderer()).padded(rcParams["savefig.pad_inches"])
     for p in paths:
         tmp = p.with_name(f".{p.name}.tmp")
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=p.suffix[1:])
+            fig.savefig(tmp, dpi=150, bbox_inches=bbox, format=p.suffix[1:])
             os.replace(tmp, p)
         except OSError as e:
             tmp.unlink(missing_ok=True)

@@ -66,10 +66,14 @@ def measure_latency(
     out_size: Sequence[int],
     *,
     min_run_time: float = 0.2,
-    warmup: int = 1,
+    warmup: int = 0,
     min_measurements: int = 3,
 ) -> dict:
     """Median and IQR (seconds per call) of model.upsample(lr, out_size) with torch.utils.benchmark.
+
+    No separate warm-up call by default: `blocked_autorange` first runs the call to choose its block size
+    and discards that time: the warm-up (torch's own comment: "This also serves as a warmup"); `warmup`
+    adds calls before that.
 
     A slow call fills `min_run_time` with one measurement, whose IQR is 0 and says nothing: further
     blocks of the same size are timed until there are `min_measurements`.
