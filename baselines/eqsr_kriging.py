@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eqbench import native
 from eqbench.costs import declare_flops, involution_flops
 
 from .eqsr_afe import N_FREQ, sincos_encoding
@@ -51,11 +52,29 @@ def hr_grid_xy(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     return torch.stack(torch.meshgrid(cols, rows, indexing="xy"), -1)
 
 
-@declare_flops(lambda u, kernel, out: involution_flops(out.shape, 9))  # products/sums: invisible to FlopCounter
-def involution(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """u (B, C, H, W), kernel (B, G, 3, 3, H, W): channel c uses kernel[c // (C/G)]; zero padding 1."""
+@declare_flops(lambda u, kernel, dist=None, out=None: involution_flops(out.shape, 9))  # invisible to FlopCounter
+def involution(u: torch.Tensor, kernel: torch.Tensor, dist: torch.Tensor | None = None) -> torch.Tensor:
+    """u (B, C, H, W), kernel (B, G, 3, 3, H, W): channel c uses kernel[c // (C/G)]; zero padding 1.
+    dist (B, 1, 3, 3, H, W), if given, multiplies the kernel first (the 'both' kernel: kernel * dist).
+
+    On the CPU without autograd (float32) the compiled kernel (eqbench.native.eqb_involution) computes it
+    in one pass with the same roundings: the kernel times dist, then the taps' products added in order."""
     b, c, h, w = u.shape
     g = kernel.shape[1]
+    if (u.device.type == "cpu" and u.dtype == kernel.dtype == torch.float32
+            and (dist is None or dist.dtype == torch.float32)
+            and not (torch.is_grad_enabled() and (u.requires_grad or kernel.requires_grad
+                                                  or (dist is not None and dist.requires_grad)))
+            and (kernels := native.lib()) is not None):
+        u, kernel = u.contiguous(), kernel.contiguous()
+        d = None if dist is None else dist.expand(b, 1, 3, 3, h, w).contiguous()
+        out = torch.empty((b, c, h, w), dtype=u.dtype)
+        kbuf = torch.empty(9 * w, dtype=u.dtype)
+        kernels.eqb_involution(u.data_ptr(), kernel.data_ptr(), None if d is None else d.data_ptr(),
+                               out.data_ptr(), b, c, g, h, w, kbuf.data_ptr())
+        return out
+    if dist is not None:
+        kernel = kernel * dist
     up = F.pad(u, (1, 1, 1, 1)).view(b, g, c // g, h + 2, w + 2)
     k = kernel.reshape(b, g, 1, 9, h, w)
     out = k[:, :, :, 0] * up[:, :, :, 0:h, 0:w]
@@ -145,9 +164,7 @@ class KrigingBlock(nn.Module):
         else:
             b, _, h, w = u.shape
             k = self.kernel_expand(F.relu(self.kernel_reduce(u))).view(b, self.groups, 3, 3, h, w)
-            if self.kernel == "both":
-                k = k * dist
-        x = x + self.conv2(involution(u, k))
+        x = x + self.conv2(involution(u, k, dist if self.kernel == "both" else None))
         return x, self.fc2(F.gelu(self.fc1(channel_norm(x, self.norm2_w, self.norm2_b))))
 
     def _pre_eca_nhwc(self, x: torch.Tensor, dist: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,9 +177,7 @@ class KrigingBlock(nn.Module):
             k = dist
         else:
             k = conv1x1_cf(self.kernel_expand, F.relu(self.kernel_reduce(u))).view(b, self.groups, 3, 3, h, w)
-            if self.kernel == "both":
-                k = k * dist
-        x = x + conv1x1_from_cf(self.conv2, involution(u, k))
+        x = x + conv1x1_from_cf(self.conv2, involution(u, k, dist if self.kernel == "both" else None))
         f = linear_nhwc(F.gelu(linear_nhwc(F.layer_norm(x, (c,), self.norm2_w, self.norm2_b, 1e-5), self.fc1)),
                         self.fc2)
         return x, f

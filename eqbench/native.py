@@ -260,6 +260,53 @@ NO_CONTRACT void eqb_score_rgb(const double *sr64, const float *sr32, const doub
     sums[0] = sq_rgb;
     sums[1] = sq_y;
 }
+/* EQSR's involution (baselines/eqsr_kriging.involution), float32, for one call:
+ *   out[b, c] = sum over the 3x3 taps t in kh-major order of K[b, g(c), t] * u[b, c] shifted by (t/3 - 1,
+ *   t%3 - 1), zero-padded, where K = kern (B, G, 9, H, W), times dist (B, 1, 9, H, W) if given, and g(c) =
+ *   c / (C/G). The same roundings as the torch code: K = kern * dist rounded, then out = K0 u0 and
+ *   out = fma(Ki, ui, out) in order (torch's addcmul_ is one fused multiply-add per element on CPUs with
+ *   FMA; fma(K0, u0, 0) is K0 u0); taps that fall in the padding add zero and are skipped. u, out: (B, C, H, W); all contiguous. kbuf: 9 * w floats (one image row of K). */
+NO_CONTRACT void eqb_involution(const float *u, const float *kern, const float *dist, float *out, ptrdiff_t nb,
+                                ptrdiff_t c, ptrdiff_t g, ptrdiff_t h, ptrdiff_t w, float *kbuf)
+{
+    const ptrdiff_t cpg = c / g, plane = h * w;
+    for (ptrdiff_t b = 0; b < nb; b++)
+        for (ptrdiff_t gi = 0; gi < g; gi++) {
+            const float *kg = kern + (b * g + gi) * 9 * plane;
+            const float *db = dist ? dist + b * 9 * plane : NULL;
+            for (ptrdiff_t i = 0; i < h; i++) {
+                for (int t = 0; t < 9; t++) {
+                    const float *restrict kr = kg + t * plane + i * w;
+                    float *restrict kb = kbuf + t * w;
+                    if (db) {
+                        const float *restrict dr = db + t * plane + i * w;
+                        for (ptrdiff_t j = 0; j < w; j++)
+                            kb[j] = kr[j] * dr[j];
+                    } else {
+                        for (ptrdiff_t j = 0; j < w; j++)
+                            kb[j] = kr[j];
+                    }
+                }
+                for (ptrdiff_t cc = 0; cc < cpg; cc++) {
+                    const ptrdiff_t ch = b * c + gi * cpg + cc;
+                    const float *uc = u + ch * plane;
+                    float *restrict o = out + ch * plane + i * w;
+                    for (ptrdiff_t j = 0; j < w; j++)
+                        o[j] = 0.0f;
+                    for (int t = 0; t < 9; t++) {
+                        const ptrdiff_t r = i + t / 3 - 1, s = t % 3 - 1;
+                        if (r < 0 || r >= h)
+                            continue;
+                        const float *restrict ur = uc + r * w;
+                        const float *restrict kb = kbuf + t * w;
+                        const ptrdiff_t j0 = s < 0 ? 1 : 0, j1 = s > 0 ? w - 1 : w;
+                        for (ptrdiff_t j = j0; j < j1; j++)
+                            o[j] = fmaf(kb[j], ur[j + s], o[j]);
+                    }
+                }
+            }
+        }
+}
 """
 
 # -march=native lets the vector code use the CPU's units (the cache key has its feature flags); a compiler
@@ -343,6 +390,8 @@ def lib() -> ctypes.CDLL | None:
     dll.eqb_resample_cols.restype = None
     dll.eqb_resample_cols.argtypes = [ptr, ptr, _P, _P, _P, ptr, ptr, i32, ptr, ptr, ptr, i32, i32]
     dll.eqb_score_rgb.restype = None
+    dll.eqb_involution.restype = None
+    dll.eqb_involution.argtypes = [ptr, ptr, ptr, ptr, _P, _P, _P, _P, _P, ptr]
     dll.eqb_score_rgb.argtypes = [ptr, ptr, ptr, _P, _P, _P, _P, i32, i32, ptr, ptr, ptr, ptr]
     return dll
 

@@ -129,3 +129,24 @@ def test_fused_score_equals_torch_path(protocol, dtype, rng, torch_path):
         assert f.keys() == s.keys()
         for k in f:
             assert f[k] == pytest.approx(s[k], abs=1e-12), k
+
+
+@needs_native
+@pytest.mark.parametrize("shape", [(1, 64, 8, 37, 53), (2, 16, 2, 5, 7), (1, 8, 1, 3, 4)])
+def test_involution_kernel_is_bit_identical_to_torch_path(shape, torch_path):
+    from baselines.eqsr_kriging import involution
+
+    b, c, g, h, w = shape
+    gen = torch.Generator().manual_seed(0)
+    u, k = torch.randn(b, c, h, w, generator=gen), torch.randn(b, g, 3, 3, h, w, generator=gen)
+    d = torch.rand(b, 1, 3, 3, h, w, generator=gen)
+    with torch.inference_mode():
+        fast = [involution(u, k, d), involution(u, k)]
+    torch_path()
+    with torch.inference_mode():
+        slow = [involution(u, k, d), involution(u, k)]
+    # bit-identical where torch's addcmul_ is a fused multiply-add (x86-64 with FMA, the CI machine)
+    for f, s in zip(fast, slow):
+        assert torch.allclose(f, s, rtol=0, atol=1e-5)
+    if "fma" in native._cpu_flags().split():
+        assert all(torch.equal(f, s) for f, s in zip(fast, slow))
