@@ -260,12 +260,14 @@ NO_CONTRACT void eqb_score_rgb(const double *sr64, const float *sr32, const doub
     sums[0] = sq_rgb;
     sums[1] = sq_y;
 }
+
 /* EQSR's involution (baselines/eqsr_kriging.involution), float32, for one call:
  *   out[b, c] = sum over the 3x3 taps t in kh-major order of K[b, g(c), t] * u[b, c] shifted by (t/3 - 1,
  *   t%3 - 1), zero-padded, where K = kern (B, G, 9, H, W), times dist (B, 1, 9, H, W) if given, and g(c) =
  *   c / (C/G). The same roundings as the torch code: K = kern * dist rounded, then out = K0 u0 and
  *   out = fma(Ki, ui, out) in order (torch's addcmul_ is one fused multiply-add per element on CPUs with
- *   FMA; fma(K0, u0, 0) is K0 u0); taps that fall in the padding add zero and are skipped. u, out: (B, C, H, W); all contiguous. kbuf: 9 * w floats (one image row of K). */
+ *   FMA; fma(K0, u0, 0) is K0 u0); taps that fall in the padding add zero and are skipped.
+ * u, out: (B, C, H, W); all contiguous. kbuf: 9 * w floats (one image row of K). */
 NO_CONTRACT void eqb_involution(const float *u, const float *kern, const float *dist, float *out, ptrdiff_t nb,
                                 ptrdiff_t c, ptrdiff_t g, ptrdiff_t h, ptrdiff_t w, float *kbuf)
 {
