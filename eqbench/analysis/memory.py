@@ -82,10 +82,36 @@ def _worker(req: dict) -> dict:
     }
 
 
-def cpu_peak_subprocess(
+class PeakJob:
+    """A running `start_cpu_peak` measurement; `result()` waits for it and returns its dict."""
+
+    def __init__(self, method: str, proc: subprocess.Popen, timeout: float) -> None:
+        self.method, self._proc, self._timeout = method, proc, timeout
+
+    def result(self) -> dict:
+        try:
+            out, err = self._proc.communicate(timeout=self._timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.communicate()
+            raise EqbenchError(f"memory measurement of {self.method} timed out after {self._timeout:.0f} s") from None
+        if self._proc.returncode != 0:
+            last = (err.strip().splitlines() or ["(no output)"])[-1]
+            raise EqbenchError(f"memory measurement of {self.method} failed in its subprocess: {last}")
+        return json.loads(out.strip().splitlines()[-1])
+
+    def cancel(self) -> None:
+        """Stop the measurement (the caller failed or was interrupted)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.communicate()
+
+
+def start_cpu_peak(
     method: str, size: str, options: dict, lr_hw, out_hw, *, threads: int | None = None, timeout: float = 1800
-) -> dict:
-    """Peak RSS delta of one upsample call of a registered method, measured in a fresh process."""
+) -> PeakJob:
+    """Start measuring the peak RSS delta of one upsample call of a registered method in a fresh process;
+    the caller may do other work (not timings) meanwhile and collects the result with `.result()`."""
     from ..data.datasets import PACKAGE_ROOT
 
     req = {
@@ -98,20 +124,16 @@ def cpu_peak_subprocess(
     }
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *filter(None, [env.get("PYTHONPATH")])])
-    try:
-        p = subprocess.run(
-            [sys.executable, "-m", "eqbench.analysis.memory", json.dumps(req)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        raise EqbenchError(f"memory measurement of {method} timed out after {timeout:.0f} s") from None
-    if p.returncode != 0:
-        last = (p.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise EqbenchError(f"memory measurement of {method} failed in its subprocess: {last}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    proc = subprocess.Popen([sys.executable, "-m", "eqbench.analysis.memory", json.dumps(req)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return PeakJob(method, proc, timeout)
+
+
+def cpu_peak_subprocess(
+    method: str, size: str, options: dict, lr_hw, out_hw, *, threads: int | None = None, timeout: float = 1800
+) -> dict:
+    """Peak RSS delta of one upsample call of a registered method, measured in a fresh process."""
+    return start_cpu_peak(method, size, options, lr_hw, out_hw, threads=threads, timeout=timeout).result()
 
 
 if __name__ == "__main__":

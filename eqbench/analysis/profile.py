@@ -28,7 +28,7 @@ from ..errors import EqbenchError
 from ..protocol import EvalProtocol
 from ..scales import Scale
 from .flops import UNIT, count_flops
-from .memory import cpu_peak_subprocess, cuda_peak_bytes
+from .memory import cuda_peak_bytes, start_cpu_peak
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:
@@ -154,46 +154,55 @@ def dataset_latency(model, cfg: ProfileConfig) -> dict:
 
 
 def profile_method(cfg: ProfileConfig) -> dict:
+    """Parameters, FLOPs, latency and peak memory of one method. On the CPU the memory is measured in a
+    fresh process started first, which runs while this process builds its own model and counts FLOPs
+    (work that is not timed); it has finished before the latency is timed, so the timings run alone."""
     from ..method import create_method
 
     torch.manual_seed(cfg.seed)
     options = dict(cfg.options)
-    model = create_method(cfg.method, size=cfg.size, **options).to(cfg.device).eval()
-    doc: dict = {
-        "method": cfg.method,
-        "size": cfg.size,
-        "options": options,
-        "device": cfg.device,
-        "threads": torch.get_num_threads(),
-        "params": count_parameters(model),
-        "flops_unit": UNIT,
-        "flops": [
-            count_flops(model, hw, _out(hw, s)).to_dict() | {"scale": s.as_list()}
-            for hw in cfg.flop_inputs
-            for s in cfg.flop_scales
-        ],
-    }
+    mem_out = _out(cfg.memory_input, cfg.memory_scale)
+    on_cpu = torch.device(cfg.device).type != "cuda"
+    peak_job = start_cpu_peak(cfg.method, cfg.size, options, cfg.memory_input, mem_out) if on_cpu else None
+    try:
+        model = create_method(cfg.method, size=cfg.size, **options).to(cfg.device).eval()
+        doc: dict = {
+            "method": cfg.method,
+            "size": cfg.size,
+            "options": options,
+            "device": cfg.device,
+            "threads": torch.get_num_threads(),
+            "params": count_parameters(model),
+            "flops_unit": UNIT,
+            "flops": [
+                count_flops(model, hw, _out(hw, s)).to_dict() | {"scale": s.as_list()}
+                for hw in cfg.flop_inputs
+                for s in cfg.flop_scales
+            ],
+        }
+        r = peak_job.result() if peak_job is not None else None
+    except BaseException:
+        if peak_job is not None:
+            peak_job.cancel()
+        raise
     if cfg.timing_images:
         doc["latency"] = dataset_latency(model, cfg)
-    mem_out = _out(cfg.memory_input, cfg.memory_scale)
     memory = {"lr": list(cfg.memory_input), "out": list(mem_out), "scale": cfg.memory_scale.as_list()}
-    if torch.device(cfg.device).type == "cuda":
+    if r is None:
         lr = torch.rand(1, 3, *cfg.memory_input, device=cfg.device, dtype=model.eval_dtype)
         memory |= {
             "peak_bytes": cuda_peak_bytes(_call(model, lr, mem_out), torch.device(cfg.device)),
             "how": "cuda max_memory_allocated over the allocated baseline",
         }
         del lr
-        del model
     else:
-        del model
-        gc.collect()
-        r = cpu_peak_subprocess(cfg.method, cfg.size, options, cfg.memory_input, mem_out)
         memory |= {
             "peak_bytes": r["delta_bytes"],
             "how": f"cpu peak RSS delta in a fresh process ({r['rss_method']})",
             "baseline_rss_bytes": r["baseline_bytes"],
         }
+    del model
+    gc.collect()
     doc["memory"] = memory
     return doc
 

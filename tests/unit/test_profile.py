@@ -159,14 +159,30 @@ def toy_registered(monkeypatch):
 
 
 def test_profile_holds_one_model_at_a_time(toy_registered, monkeypatch):
-    alive_during_memory = []
+    alive_at_memory_start, events = [], []
 
-    def fake_memory(method, size, options, lr_hw, out_hw, **kw):
+    class FakeJob:
+        def result(self):
+            events.append("memory result")
+            return {"delta_bytes": 123, "baseline_bytes": 1, "peak_bytes": 124, "rss_method": "fake"}
+
+        def cancel(self):
+            events.append("cancel")
+
+    def fake_start(method, size, options, lr_hw, out_hw, **kw):
         gc.collect()
-        alive_during_memory.append(sum(r() is not None for r in toy_registered))
-        return {"delta_bytes": 123, "baseline_bytes": 1, "peak_bytes": 124, "rss_method": "fake"}
+        alive_at_memory_start.append(sum(r() is not None for r in toy_registered))
+        events.append("memory start")
+        return FakeJob()
 
-    monkeypatch.setattr(prof, "cpu_peak_subprocess", fake_memory)
+    real_latency = prof.dataset_latency
+
+    def latency(model, cfg):
+        events.append("latency")
+        return real_latency(model, cfg)
+
+    monkeypatch.setattr(prof, "start_cpu_peak", fake_start)
+    monkeypatch.setattr(prof, "dataset_latency", latency)
     img = np.random.default_rng(0).integers(0, 256, (24, 28, 3), dtype=np.uint8)
     cfg = prof.ProfileConfig(
         "toy-conv",
@@ -179,7 +195,9 @@ def test_profile_holds_one_model_at_a_time(toy_registered, monkeypatch):
         min_run_time=0.01,
     )
     doc = prof.profile_method(cfg)
-    assert len(toy_registered) == 1 and alive_during_memory == [0]  # built once, gone before memory
+    # built once, and not yet while the memory worker starts; the worker has finished before the timings
+    assert len(toy_registered) == 1 and alive_at_memory_start == [0]
+    assert events == ["memory start", "memory result", "latency"]
     assert doc["params"]["total"] == 835
     assert doc["flops"][0]["flops"] == 2 * 10 * 12 * 816 and doc["flops"][0]["scale"] == [2.0, 2.0]
     assert doc["latency"]["n_images"] == 1 and doc["memory"]["peak_bytes"] == 123
@@ -194,11 +212,11 @@ def test_profile_holds_one_model_at_a_time(toy_registered, monkeypatch):
 def test_cli_profile(toy_registered, monkeypatch, tmp_path):
     from eqbench.cli import main
 
-    monkeypatch.setattr(
-        prof,
-        "cpu_peak_subprocess",
-        lambda *a, **k: {"delta_bytes": 5, "baseline_bytes": 1, "peak_bytes": 6, "rss_method": "fake"},
-    )
+    class FakeJob:
+        def result(self):
+            return {"delta_bytes": 5, "baseline_bytes": 1, "peak_bytes": 6, "rss_method": "fake"}
+
+    monkeypatch.setattr(prof, "start_cpu_peak", lambda *a, **k: FakeJob())
     out = tmp_path / "p"
     assert (
         main(
