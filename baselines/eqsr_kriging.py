@@ -61,7 +61,7 @@ def involution(u: torch.Tensor, kernel: torch.Tensor, dist: torch.Tensor | None 
     in one pass with the same roundings: the kernel times dist, then the taps' products added in order."""
     b, c, h, w = u.shape
     g = kernel.shape[1]
-    if (u.device.type == "cpu" and u.dtype == kernel.dtype == torch.float32
+    if (native.plain_cpu(u, kernel, dist) and u.dtype == kernel.dtype == torch.float32
             and (dist is None or dist.dtype == torch.float32)
             and not (torch.is_grad_enabled() and (u.requires_grad or kernel.requires_grad
                                                   or (dist is not None and dist.requires_grad)))

@@ -400,3 +400,12 @@ def lib() -> ctypes.CDLL | None:
 
 def available() -> bool:
     return lib() is not None
+
+
+def plain_cpu(*tensors) -> bool:
+    """True when every given tensor (None is skipped) is an ordinary CPU tensor with memory: only those
+    may be handed to the kernels by address (not a FakeTensor, a meta tensor or another subclass, e.g.
+    while FLOPs are counted with fake tensors or a model is traced)."""
+    import torch
+
+    return all(t is None or (type(t) is torch.Tensor and t.device.type == "cpu") for t in tensors)

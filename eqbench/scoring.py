@@ -52,7 +52,7 @@ def _score_native(sr01: torch.Tensor, pair: EvalPair, protocol: EvalProtocol) ->
     """`score` by the compiled kernel (eqbench.native.eqb_score_rgb, then the SSIM kernel on the two Y
     images) for an RGB output of an RGB reference on the CPU; None where that does not apply."""
     hr = pair.hr
-    if (sr01.device.type != "cpu" or hr.shape[0] != 3 or sr01.dim() != 3 or sr01.shape != hr.shape
+    if (not native.plain_cpu(sr01, hr) or hr.shape[0] != 3 or sr01.dim() != 3 or sr01.shape != hr.shape
             or sr01.dtype not in (torch.float32, torch.float64) or (protocol.round_y and not protocol.quantize_sr)
             or (kernels := native.lib()) is None):
         return None

@@ -159,7 +159,8 @@ def _native_pass(x: torch.Tensor, in_len: int, out_len: int, scale: float, antia
                  round_clip: bool) -> torch.Tensor | None:
     """The pass by the compiled kernel (eqbench.native) for a float64 CPU tensor without autograd; None
     where that does not apply (then the torch code runs)."""
-    if x.dtype != torch.float64 or not _fast_cpu(x) or (kernels := native.lib()) is None:
+    if (x.dtype != torch.float64 or not _fast_cpu(x) or not native.plain_cpu(x)
+            or (kernels := native.lib()) is None):
         return None
     ind, w, lo, contiguous, wpad = _taps_native(in_len, out_len, float(scale), antialias)
     x = x.contiguous()

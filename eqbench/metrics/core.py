@@ -195,7 +195,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, *, peak: float = 255.0) -> float:
     k = len(g)
     c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
     ho, wo = x.shape[-2] - k + 1, x.shape[-1] - k + 1
-    if x.device.type == "cpu" and (kernels := native.lib()) is not None:
+    if native.plain_cpu(x, y) and (kernels := native.lib()) is not None:
         return _ssim_native(kernels, x, y, g, c1, c2) / (ho * wo)
     strip = _CPU_STRIP if x.device.type == "cpu" else ho
     total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)

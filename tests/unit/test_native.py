@@ -150,3 +150,18 @@ def test_involution_kernel_is_bit_identical_to_torch_path(shape, torch_path):
         assert torch.allclose(f, s, rtol=0, atol=1e-5)
     if "fma" in native._cpu_flags().split():
         assert all(torch.equal(f, s) for f, s in zip(fast, slow))
+
+
+def test_kernels_never_get_fake_or_meta_tensors():
+    # A FakeTensor (FLOP counting, tracing) reports device "cpu" but has no memory: handing its address to
+    # C would crash the process. The callers must take the torch code for it.
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from baselines.eqsr_kriging import involution
+
+    assert native.plain_cpu(torch.zeros(1), None) and not native.plain_cpu(torch.zeros(1, device="meta"))
+    with FakeTensorMode():
+        u, k, d = torch.rand(1, 16, 5, 6), torch.rand(1, 2, 3, 3, 5, 6), torch.rand(1, 1, 3, 3, 5, 6)
+        assert not native.plain_cpu(u)
+        out = involution(u, k, d)
+    assert type(out).__name__ == "FakeTensor" and out.shape == (1, 16, 5, 6)
