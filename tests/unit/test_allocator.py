@@ -42,3 +42,15 @@ def test_freed_buffers_stay_in_the_heap_only_after_the_call():
 def test_the_users_choice_wins(env):
     res = _probe("keep", **env)
     assert res["ok"] is False and res["kept_mib"] < 10
+
+
+@pytest.mark.parametrize("ram_gib, kept_mib", [(4, 512), (24, 24 * 1024 // 16), (256, 2048)])
+def test_kept_free_heap_scales_with_ram_within_bounds(monkeypatch, ram_gib, kept_mib):
+    from eqbench import allocator
+
+    page = 4096
+    monkeypatch.setattr(allocator.os, "sysconf",
+                        lambda name: ram_gib * 2**30 // page if name == "SC_PHYS_PAGES" else page)
+    monkeypatch.delitem(allocator._done, "release_above", raising=False)
+    assert allocator.release_above_bytes() == kept_mib * 2**20
+    monkeypatch.delitem(allocator._done, "release_above")
