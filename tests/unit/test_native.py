@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -165,3 +166,29 @@ def test_kernels_never_get_fake_or_meta_tensors():
         assert not native.plain_cpu(u)
         out = involution(u, k, d)
     assert type(out).__name__ == "FakeTensor" and out.shape == (1, 16, 5, 6)
+
+
+def test_fused_linear_gelu_equals_two_steps_and_keeps_its_flops():
+    from torch import nn
+
+    from baselines.eqsr_kriging import _fused_linear_ok, linear_gelu_nhwc, linear_nhwc
+    from eqbench.costs import _ACTIVE
+
+    conv = nn.Conv2d(48, 96, 1)
+    x = torch.randn(2, 9, 11, 48, generator=torch.Generator().manual_seed(0)) * 3
+    with torch.inference_mode():
+        got = linear_gelu_nhwc(x, conv)
+        want = torch.nn.functional.gelu(linear_nhwc(x, conv))
+    assert torch.allclose(got, want, rtol=0, atol=1e-6)
+    if _fused_linear_ok(x, conv):  # oneDNN present: the fused op ran; its FLOPs are declared
+        assert torch.equal(got, want)
+        _ACTIVE.append(Counter())
+        try:
+            with torch.inference_mode():
+                linear_gelu_nhwc(x, conv)
+            assert sum(_ACTIVE[-1].values()) == 2 * 2 * 9 * 11 * 96 * 48
+        finally:
+            _ACTIVE.pop()
+    x.requires_grad_(True)  # training: the differentiable two-step path
+    linear_gelu_nhwc(x, conv).sum().backward()
+    assert x.grad is not None
