@@ -69,9 +69,15 @@ def involution(u: torch.Tensor, kernel: torch.Tensor, dist: torch.Tensor | None 
         u, kernel = u.contiguous(), kernel.contiguous()
         d = None if dist is None else dist.expand(b, 1, 3, 3, h, w).contiguous()
         out = torch.empty((b, c, h, w), dtype=u.dtype)
-        kbuf = torch.empty(9 * w, dtype=u.dtype)
-        kernels.eqb_involution(u.data_ptr(), kernel.data_ptr(), None if d is None else d.data_ptr(),
-                               out.data_ptr(), b, c, g, h, w, kbuf.data_ptr())
+        n = max(1, min(torch.get_num_threads(), g))  # the groups split over torch's threads
+        bounds = [g * i // n for i in range(n + 1)]
+
+        def part(i: int) -> None:
+            kbuf = torch.empty(9 * w, dtype=u.dtype)
+            kernels.eqb_involution(u.data_ptr(), kernel.data_ptr(), None if d is None else d.data_ptr(),
+                                   out.data_ptr(), b, c, g, h, w, bounds[i], bounds[i + 1], kbuf.data_ptr())
+
+        native.run_parallel(part, list(range(n)))
         return out
     if dist is not None:
         kernel = kernel * dist

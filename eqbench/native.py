@@ -267,13 +267,15 @@ NO_CONTRACT void eqb_score_rgb(const double *sr64, const float *sr32, const doub
  *   c / (C/G). The same roundings as the torch code: K = kern * dist rounded, then out = K0 u0 and
  *   out = fma(Ki, ui, out) in order (torch's addcmul_ is one fused multiply-add per element on CPUs with
  *   FMA; fma(K0, u0, 0) is K0 u0); taps that fall in the padding add zero and are skipped.
+ * Only groups [g0, g1) are computed (callers split the groups over threads, each with its own kbuf).
  * u, out: (B, C, H, W); all contiguous. kbuf: 9 * w floats (one image row of K). */
 NO_CONTRACT void eqb_involution(const float *u, const float *kern, const float *dist, float *out, ptrdiff_t nb,
-                                ptrdiff_t c, ptrdiff_t g, ptrdiff_t h, ptrdiff_t w, float *kbuf)
+                                ptrdiff_t c, ptrdiff_t g, ptrdiff_t h, ptrdiff_t w, ptrdiff_t g0, ptrdiff_t g1,
+                                float *kbuf)
 {
     const ptrdiff_t cpg = c / g, plane = h * w;
     for (ptrdiff_t b = 0; b < nb; b++)
-        for (ptrdiff_t gi = 0; gi < g; gi++) {
+        for (ptrdiff_t gi = g0; gi < g1; gi++) {
             const float *kg = kern + (b * g + gi) * 9 * plane;
             const float *db = dist ? dist + b * 9 * plane : NULL;
             for (ptrdiff_t i = 0; i < h; i++) {
@@ -393,13 +395,31 @@ def lib() -> ctypes.CDLL | None:
     dll.eqb_resample_cols.argtypes = [ptr, ptr, _P, _P, _P, ptr, ptr, i32, ptr, ptr, ptr, i32, i32]
     dll.eqb_score_rgb.restype = None
     dll.eqb_involution.restype = None
-    dll.eqb_involution.argtypes = [ptr, ptr, ptr, ptr, _P, _P, _P, _P, _P, ptr]
+    dll.eqb_involution.argtypes = [ptr, ptr, ptr, ptr, _P, _P, _P, _P, _P, _P, _P, ptr]
     dll.eqb_score_rgb.argtypes = [ptr, ptr, ptr, _P, _P, _P, _P, i32, i32, ptr, ptr, ptr, ptr]
     return dll
 
 
 def available() -> bool:
     return lib() is not None
+
+
+_POOL: list = []
+
+
+def run_parallel(fn, chunks: list) -> None:
+    """fn(chunk) for every chunk, on up to len(chunks) threads (ctypes releases the GIL during a kernel,
+    so the calls run at once); the caller sizes `chunks` by torch's thread count."""
+    if len(chunks) <= 1:
+        for ch in chunks:
+            fn(ch)
+        return
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.append(ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="eqbench-native"))
+    for f in [_POOL[0].submit(fn, ch) for ch in chunks]:
+        f.result()
 
 
 def plain_cpu(*tensors) -> bool:
