@@ -60,9 +60,7 @@ def _score_native(sr01: torch.Tensor, pair: EvalPair, protocol: EvalProtocol) ->
     hr = hr.contiguous()
     _, h, w = hr.shape
     sh, sw = shave_for(pair.scale, protocol)
-    if 2 * sh >= h or 2 * sw >= w:
-        raise ValueError(f"border shave {(sh, sw)} leaves nothing of a {h}x{w} image")
-    ys = torch.empty((h - 2 * sh, w - 2 * sw), dtype=torch.float64)
+    ys = torch.empty(shave_border(hr[0], (sh, sw)).shape, dtype=torch.float64)  # (its check: shave < size)
     yh = torch.empty_like(ys)
     sums = torch.zeros(2, dtype=torch.float64)
     rowbuf = torch.empty(3 * w, dtype=torch.float64)

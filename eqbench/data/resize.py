@@ -266,22 +266,14 @@ def imresize(x: torch.Tensor, scale: float | Sequence[float] | None = None,
     order = (0, 1) if sh <= sw else (1, 0)
     y = x
     for axis in order:
-        if axis == 0:
-            if out_h == in_h and sh == 1.0:
-                continue
-            fast = _native_pass(y, in_h, out_h, sh, antialias, True, uint8)
-            if fast is not None:
-                y = fast
-                continue
-            y = _pass_rows(y, in_h, out_h, sh, antialias)
-        else:
-            if out_w == in_w and sw == 1.0:
-                continue
-            fast = _native_pass(y, in_w, out_w, sw, antialias, False, uint8)
-            if fast is not None:
-                y = fast
-                continue
-            y = _pass_cols(y, in_w, out_w, sw, antialias)
+        in_len, out_len, s = (in_h, out_h, sh) if axis == 0 else (in_w, out_w, sw)
+        if out_len == in_len and s == 1.0:
+            continue
+        fast = _native_pass(y, in_len, out_len, s, antialias, axis == 0, uint8)  # rounding fused
+        if fast is not None:
+            y = fast
+            continue
+        y = (_pass_rows if axis == 0 else _pass_cols)(y, in_len, out_len, s, antialias)
         if uint8:
             y = _round_clip(y)
     return y
