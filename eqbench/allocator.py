@@ -13,9 +13,9 @@ that run models; a library user may call it too. After it, `release_freed_memory
 every `SRMethod.upsample`) hands the kept memory back to the kernel (malloc_trim) once more than
 `release_above_bytes()` of it is free in the heap (1/16 of the machine's RAM, clamped to 512 MiB..2 GiB),
 so a large image's peak is not kept for the rest of the run; smaller amounts stay for reuse by the next
-call (trimming after every call would fault them in again). Measured on the main job (2 cores, 24 GiB:
-1.5 GiB kept): 2 min 52 s wall, 35 s system time, 2.50 GB peak RSS; with 512 MiB kept: 3 min 9 s, 62 s,
-1.71 GB.
+call (trimming after every call would fault them in again). Measured on eqsr + eqsr-edsr evaluation and
+EQ_S (2 cores, 24 GiB, two alternating rounds): 1.5 GiB kept instead of 512 MiB took system time from 29 s
+to 14-17 s and wall time from 62 s to 52-56 s, peak RSS from 1.65-1.89 GB to 2.11-2.14 GB.
 It does nothing where the C library has no `mallopt`
 (macOS, Windows), when EQBENCH_MALLOC=default, or when the user set glibc's own MALLOC_MMAP_THRESHOLD_ /
 MALLOC_TRIM_THRESHOLD_ (their choice wins). Memory profiles (`eqbench.analysis.memory`) are measured in
