@@ -386,17 +386,16 @@ def lib() -> ctypes.CDLL | None:
     except OSError:
         return None
     ptr, i32 = ctypes.c_void_p, ctypes.c_int
-    f = dll.eqb_ssim_sum
-    f.restype = _D
-    f.argtypes = [ptr, _P, ptr, _P, _P, _P, ptr, i32, _D, _D, ptr]
-    dll.eqb_resample_rows.restype = None
-    dll.eqb_resample_rows.argtypes = [ptr, ptr, _P, _P, _P, _P, ptr, ptr, i32, i32]
-    dll.eqb_resample_cols.restype = None
-    dll.eqb_resample_cols.argtypes = [ptr, ptr, _P, _P, _P, ptr, ptr, i32, ptr, ptr, ptr, i32, i32]
-    dll.eqb_score_rgb.restype = None
-    dll.eqb_involution.restype = None
-    dll.eqb_involution.argtypes = [ptr, ptr, ptr, ptr, _P, _P, _P, _P, _P, _P, _P, ptr]
-    dll.eqb_score_rgb.argtypes = [ptr, ptr, ptr, _P, _P, _P, _P, i32, i32, ptr, ptr, ptr, ptr]
+    signatures = {  # name: (return type, argument types), as declared in SOURCE
+        "eqb_ssim_sum": (_D, [ptr, _P, ptr, _P, _P, _P, ptr, i32, _D, _D, ptr]),
+        "eqb_resample_rows": (None, [ptr, ptr, _P, _P, _P, _P, ptr, ptr, i32, i32]),
+        "eqb_resample_cols": (None, [ptr, ptr, _P, _P, _P, ptr, ptr, i32, ptr, ptr, ptr, i32, i32]),
+        "eqb_score_rgb": (None, [ptr, ptr, ptr, _P, _P, _P, _P, i32, i32, ptr, ptr, ptr, ptr]),
+        "eqb_involution": (None, [ptr, ptr, ptr, ptr, _P, _P, _P, _P, _P, _P, _P, ptr]),
+    }
+    for name, (restype, argtypes) in signatures.items():
+        fn = getattr(dll, name)
+        fn.restype, fn.argtypes = restype, argtypes
     return dll
 
 
