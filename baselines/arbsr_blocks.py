@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eqbench.fastconv import Conv3x3, conv3x3
+
 
 class ScaleAwareConv(nn.Module):
     def __init__(self, channels: int, num_experts: int = 4, hidden: int = 64) -> None:
@@ -42,7 +44,7 @@ class ScaleAwareConv(nn.Module):
 
     def forward(self, x: torch.Tensor, inv_scale: torch.Tensor) -> torch.Tensor:
         p = self.routing(inv_scale).view(-1, 1, 1, 1, 1)  # one routing vector for the whole batch
-        return F.conv2d(x, (self.weight_pool * p).sum(0), padding=1)
+        return conv3x3(x, (self.weight_pool * p).sum(0))
 
 
 class ScaleAwareAdapt(nn.Module):
@@ -50,9 +52,9 @@ class ScaleAwareAdapt(nn.Module):
         super().__init__()
         m = mask_width
         self.mask = nn.Sequential(
-            nn.Conv2d(channels, m, 3, 1, 1), nn.BatchNorm2d(m), nn.ReLU(True), nn.AvgPool2d(2),
-            nn.Conv2d(m, m, 3, 1, 1), nn.BatchNorm2d(m), nn.ReLU(True),
-            nn.Conv2d(m, m, 3, 1, 1), nn.BatchNorm2d(m), nn.ReLU(True),
+            Conv3x3(channels, m), nn.BatchNorm2d(m), nn.ReLU(True), nn.AvgPool2d(2),
+            Conv3x3(m, m), nn.BatchNorm2d(m), nn.ReLU(True),
+            Conv3x3(m, m), nn.BatchNorm2d(m), nn.ReLU(True),
             nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
             nn.Conv2d(m, 1, 3, 1, 1), nn.BatchNorm2d(1), nn.Sigmoid())
         self.adapt = ScaleAwareConv(channels)

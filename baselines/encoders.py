@@ -15,9 +15,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from eqbench.fastconv import Conv3x3
+
 
 def conv3(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, k, padding=k // 2)
+    """A k x k convolution with 'same' padding; 3x3 ones run by Winograd in CPU inference
+    (eqbench/fastconv.py; EQBENCH_CONV=direct for oneDNN's direct convolution)."""
+    return Conv3x3(cin, cout) if k == 3 else nn.Conv2d(cin, cout, k, padding=k // 2)
+
+
+def conv_relu(conv: nn.Module, relu: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """relu(conv(x)), with the ReLU fused into a Winograd convolution's output transform when nothing
+    hooks the ReLU module (its forward is then skipped)."""
+    if isinstance(conv, Conv3x3) and not (relu._forward_hooks or relu._forward_pre_hooks):
+        return conv(x, relu=True)
+    return relu(conv(x))
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -34,7 +46,8 @@ class ResBlock(nn.Module):
         self.res_scale = res_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x) * self.res_scale if self.res_scale != 1 else x + self.body(x)
+        y = self.body[2](conv_relu(self.body[0], self.body[1], x))
+        return x + y * self.res_scale if self.res_scale != 1 else x + y
 
 
 class EDSREncoder(nn.Module):
@@ -63,7 +76,7 @@ class _DenseLayer(nn.Module):
         self.conv = nn.Sequential(conv3(cin, growth, k), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat((x, self.conv(x)), 1)
+        return torch.cat((x, conv_relu(self.conv[0], self.conv[1], x)), 1)
 
 
 class RDB(nn.Module):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .encoders import conv3
+from .encoders import conv3, conv_relu
 
 
 class ChannelAttention(nn.Module):
@@ -29,7 +29,8 @@ class RCAB(nn.Module):
                                   ChannelAttention(n_feats, reduction))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+        body = self.body
+        return x + body[3](body[2](conv_relu(body[0], body[1], x)))
 
 
 class ResidualGroup(nn.Module):

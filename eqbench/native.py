@@ -17,6 +17,9 @@ Kernels:
   eqb_score_rgb the scoring domain of an RGB output (clamp, x255, 8-bit rounding), its Y and the
                 reference's, and the squared-error sums of PSNR-RGB and PSNR-Y, in one pass over the
                 border-shaved region (eqbench.scoring.score); SSIM then runs on the two Y images.
+  eqb_involution  EQSR's 3x3 involution (baselines/eqsr_kriging.py), equal to its torch code bit for bit.
+  eqb_wino_in / eqb_wino_out
+                the input and output transforms of a Winograd F(4x4, 3x3) convolution (eqbench/fastconv.py).
 """
 
 from __future__ import annotations
@@ -311,6 +314,104 @@ NO_CONTRACT void eqb_involution(const float *u, const float *kern, const float *
             }
         }
 }
+
+/* Winograd F(4x4, 3x3) convolution (Lavin & Gray 2016), channels-last float32, zero padding 1, in three
+ * steps: eqb_wino_in transforms the input tiles, a batched matrix product (torch.bmm) multiplies each of
+ * the 36 transformed positions by the transformed weights, eqb_wino_out transforms back.
+ *   input transform  B^T d B, d the 6x6 input patch of a 4x4 output tile
+ *   output transform A^T m A (+ bias, optional ReLU)
+ * Vectorised over channels (16 at a time, then one by one). Out-of-image taps read `zero` (C zeros);
+ * out-of-image outputs of edge tiles go to `sink` (Co floats, one per thread). Tile rows [ty0, ty1) of a
+ * band starting at tile row tb, tw tiles per row; V is 36 x T x C and M 36 x T x Co (T tiles in the band). */
+typedef float v16 __attribute__((vector_size(64)));
+typedef int i16 __attribute__((vector_size(64)));
+static inline v16 ldv16(const float *p) { v16 v; memcpy(&v, p, sizeof v); return v; }
+static inline void stv16(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+static inline float ld1(const float *p) { return *p; }
+static inline void st1(float *p, float v) { *p = v; }
+static inline v16 relu16(v16 v) { v16 z = {0}; i16 m = v > z; return (v16)((i16)v & m); }
+static inline float relu1(float v) { return v > 0 ? v : 0; }
+
+#define WINO_BT(d0, d1, d2, d3, d4, d5, o) do { \
+    o[0] = 4 * d0 - 5 * d2 + d4; o[1] = d3 + d4 - 4 * (d1 + d2); o[2] = 4 * (d1 - d2) - d3 + d4; \
+    o[3] = d4 - d2 - 2 * (d1 - d3); o[4] = 2 * (d1 - d3) - d2 + d4; o[5] = 4 * d1 - 5 * d3 + d5; } while (0)
+#define WINO_AT(m0, m1, m2, m3, m4, m5, o) do { \
+    __typeof__(m0) p12 = m1 + m2, n12 = m1 - m2, p34 = m3 + m4, n34 = m3 - m4; \
+    o[0] = m0 + p12 + p34; o[1] = n12 + 2 * n34; o[2] = p12 + 4 * p34; o[3] = n12 + 8 * n34 + m5; } while (0)
+
+#define WINO_IN_BODY(T, LD, ST, c) do { \
+    T u[6][6]; \
+    for (int s = 0; s < 6; s++) { \
+        T o[6]; \
+        WINO_BT(LD(p[s] + c), LD(p[6 + s] + c), LD(p[12 + s] + c), LD(p[18 + s] + c), LD(p[24 + s] + c), \
+                LD(p[30 + s] + c), o); \
+        for (int i = 0; i < 6; i++) u[i][s] = o[i]; } \
+    for (int i = 0; i < 6; i++) { \
+        T o[6]; \
+        WINO_BT(u[i][0], u[i][1], u[i][2], u[i][3], u[i][4], u[i][5], o); \
+        for (int j = 0; j < 6; j++) ST(out + (i * 6 + j) * ks + c, o[j]); } } while (0)
+
+void eqb_wino_in(const float *x, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
+                 ptrdiff_t ty0, ptrdiff_t ty1, ptrdiff_t tb, ptrdiff_t tw, float *restrict V, ptrdiff_t T,
+                 const float *zero)
+{
+    const ptrdiff_t ks = T * C;
+    for (ptrdiff_t ty = ty0; ty < ty1; ty++)
+        for (ptrdiff_t tx = 0; tx < tw; tx++) {
+            const float *p[36];
+            for (int r = 0; r < 6; r++)
+                for (int s = 0; s < 6; s++) {
+                    const ptrdiff_t yy = 4 * ty - 1 + r, xx = 4 * tx - 1 + s;
+                    p[r * 6 + s] = (yy >= 0 && yy < H && xx >= 0 && xx < W) ? x + yy * sh + xx * sw : zero;
+                }
+            float *restrict out = V + ((ty - tb) * tw + tx) * C;
+            ptrdiff_t c = 0;
+            for (; c + 16 <= C; c += 16)
+                WINO_IN_BODY(v16, ldv16, stv16, c);
+            for (; c < C; c++)
+                WINO_IN_BODY(float, ld1, st1, c);
+        }
+}
+
+#define WINO_OUT_BODY(T, LD, ST, RELU, c, b) do { \
+    T a[4][6]; \
+    for (int s = 0; s < 6; s++) { \
+        T o[4]; \
+        WINO_AT(LD(m + s * ks + c), LD(m + (6 + s) * ks + c), LD(m + (12 + s) * ks + c), \
+                LD(m + (18 + s) * ks + c), LD(m + (24 + s) * ks + c), LD(m + (30 + s) * ks + c), o); \
+        for (int i = 0; i < 4; i++) a[i][s] = o[i]; } \
+    for (int i = 0; i < 4; i++) { \
+        T o[4]; \
+        WINO_AT(a[i][0], a[i][1], a[i][2], a[i][3], a[i][4], a[i][5], o); \
+        for (int j = 0; j < 4; j++) { T v = o[j] + b; if (relu) v = RELU(v); ST(q[i * 4 + j] + c, v); } } } while (0)
+
+void eqb_wino_out(const float *restrict M, ptrdiff_t T, ptrdiff_t Co, ptrdiff_t ty0, ptrdiff_t ty1, ptrdiff_t tb,
+                  ptrdiff_t tw, ptrdiff_t H, ptrdiff_t W, const float *bias, int relu, float *y, ptrdiff_t sh,
+                  ptrdiff_t sw, float *sink)
+{
+    const ptrdiff_t ks = T * Co;
+    for (ptrdiff_t ty = ty0; ty < ty1; ty++)
+        for (ptrdiff_t tx = 0; tx < tw; tx++) {
+            float *q[16];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) {
+                    const ptrdiff_t yy = 4 * ty + i, xx = 4 * tx + j;
+                    q[i * 4 + j] = (yy < H && xx < W) ? y + yy * sh + xx * sw : sink;
+                }
+            const float *m = M + ((ty - tb) * tw + tx) * Co;
+            ptrdiff_t c = 0;
+            for (; c + 16 <= Co; c += 16) {
+                v16 b = {0};
+                if (bias)
+                    b = ldv16(bias + c);
+                WINO_OUT_BODY(v16, ldv16, stv16, relu16, c, b);
+            }
+            for (; c < Co; c++) {
+                float b = bias ? bias[c] : 0.0f;
+                WINO_OUT_BODY(float, ld1, st1, relu1, c, b);
+            }
+        }
+}
 """
 
 # -march=native lets the vector code use the CPU's units (the cache key has its feature flags); a compiler
@@ -392,6 +493,8 @@ def lib() -> ctypes.CDLL | None:
         "eqb_resample_cols": (None, [ptr, ptr, _P, _P, _P, ptr, ptr, i32, ptr, ptr, ptr, i32, i32]),
         "eqb_score_rgb": (None, [ptr, ptr, ptr, _P, _P, _P, _P, i32, i32, ptr, ptr, ptr, ptr]),
         "eqb_involution": (None, [ptr, ptr, ptr, ptr, _P, _P, _P, _P, _P, _P, _P, ptr]),
+        "eqb_wino_in": (None, [ptr, _P, _P, _P, _P, _P, _P, _P, _P, _P, ptr, _P, ptr]),
+        "eqb_wino_out": (None, [ptr, _P, _P, _P, _P, _P, _P, _P, _P, ptr, i32, ptr, _P, _P, ptr]),
     }
     for name, (restype, argtypes) in signatures.items():
         fn = getattr(dll, name)
@@ -427,4 +530,5 @@ def plain_cpu(*tensors) -> bool:
     while FLOPs are counted with fake tensors or a model is traced)."""
     import torch
 
-    return all(t is None or (type(t) is torch.Tensor and t.device.type == "cpu") for t in tensors)
+    plain = (torch.Tensor, torch.nn.Parameter)  # a Parameter of a FakeTensor has the FakeTensor's type
+    return all(t is None or (type(t) in plain and t.device.type == "cpu") for t in tensors)

@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import torch
 
-from . import __version__, native
+from . import __version__, fastconv, native
 from .data.datasets import PACKAGE_ROOT
 
 
@@ -47,5 +47,8 @@ def collect(device: str, seed: int) -> dict:
         "seed": seed,
         # the compiled SSIM/resize kernels (eqbench/native.py) or the torch code: same values to ~1e-13
         "native_kernels": native.available(),
+        # 3x3 convolutions in CPU inference: eqbench/fastconv.py's Winograd F(4x4, 3x3), or "direct"
+        # (oneDNN, the official order of operations; EQBENCH_CONV=direct)
+        "conv3x3": fastconv.algorithm(),
         "started": now_iso(),
     }

@@ -112,12 +112,14 @@ def environment() -> dict:
     import numpy as np
     import torch
 
-    from .. import native
+    from .. import fastconv, native
 
     # "native": whether the compiled metric/resize kernels ran (their sums differ from the torch code's in
-    # the last bits only, but a cell is reused only where it would be computed the same way).
+    # the last bits only, but a cell is reused only where it would be computed the same way); "conv3x3":
+    # Winograd or direct 3x3 convolutions in CPU inference (outputs differ by float32 rounding).
     return {"torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version(),
-            "machine": platform.machine(), "system": platform.system(), "native": native.available()}
+            "machine": platform.machine(), "system": platform.system(), "native": native.available(),
+            "conv3x3": fastconv.algorithm()}
 
 
 class CellCache:

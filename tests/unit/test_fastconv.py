@@ -1,0 +1,143 @@
+"""Winograd F(4x4, 3x3) convolutions (eqbench/fastconv.py): values against a float64 convolution, when the
+fast path applies and when it must not, the weight cache, FLOP counting, and whole networks on both paths."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+import eqbench
+from eqbench import fastconv, native
+from eqbench.fastconv import Conv3x3, applies, conv3x3
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="no C compiler: the direct path only")
+
+
+def _case(n, c, co, h, w, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, h, w, generator=g).contiguous(memory_format=torch.channels_last)
+    wt = torch.randn(co, c, 3, 3, generator=g) * (2 / (9 * c)) ** 0.5
+    return x, wt, torch.randn(co, generator=g)
+
+
+def _reference(x, wt, b, relu=False):
+    y = F.conv2d(x.double(), wt.double(), None if b is None else b.double(), padding=1)
+    return F.relu(y) if relu else y
+
+
+@pytest.mark.parametrize("n,c,co,h,w", [(1, 64, 64, 32, 32), (2, 24, 17, 13, 9), (1, 16, 16, 1, 1),
+                                        (1, 16, 40, 5, 4), (1, 200, 64, 7, 30), (1, 33, 31, 17, 3)])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_matches_float64_convolution(n, c, co, h, w, relu, bias):
+    x, wt, b = _case(n, c, co, h, w)
+    b = b if bias else None
+    with torch.no_grad():
+        assert applies(x, wt, b)
+        y = conv3x3(x, wt, b, relu=relu)
+    ref = _reference(x, wt, b, relu)
+    assert y.shape == ref.shape and y.dtype == torch.float32
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    # float32 Winograd: measured <= 7e-6 of the output's magnitude; a wrong tap or tile edge is O(1)
+    assert (y.double() - ref).abs().max().item() <= 2e-5 * ref.abs().max().item()
+    if relu:
+        assert (y >= 0).all()
+
+
+def test_bands_and_threads(monkeypatch):
+    """Many bands of one tile row, transforms split over 2 threads: the same values as one band."""
+    x, wt, b = _case(2, 32, 48, 23, 21)
+    with torch.no_grad():
+        whole = conv3x3(x, wt, b)
+        monkeypatch.setattr(fastconv, "BAND_BYTES", 1)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(2)
+        try:
+            banded = conv3x3(x, wt, b)
+        finally:
+            torch.set_num_threads(threads)
+    assert (banded - whole).abs().max().item() <= 1e-5 * whole.abs().max().item()
+    assert (banded.double() - _reference(x, wt, b)).abs().max().item() <= 2e-5 * whole.abs().max().item()
+
+
+def test_does_not_apply_where_it_must_not(monkeypatch):
+    x, wt, b = _case(1, 32, 32, 8, 8)
+    with torch.no_grad():
+        assert applies(x, wt, b)
+        assert not applies(x.contiguous(), wt, b)  # NCHW: the kernels read channels-last rows
+        assert not applies(x.double(), wt.double(), b.double())
+        assert not applies(x[:, :8].contiguous(memory_format=torch.channels_last), wt[:8, :8], b[:8])
+        assert not applies(x, torch.randn(32, 32, 5, 5), b)
+        assert not applies(x.to("meta"), wt.to("meta"), b.to("meta"))
+        with FlopCounterMode(display=False):  # counts the direct convolution's FLOPs, as the papers do
+            assert not applies(x, wt, b)
+        monkeypatch.setenv("EQBENCH_CONV", "direct")
+        assert not applies(x, wt, b) and fastconv.algorithm() == "direct"
+        assert torch.equal(conv3x3(x, wt, b), F.conv2d(x, wt, b, padding=1))
+    monkeypatch.delenv("EQBENCH_CONV")
+    wt.requires_grad_(True)
+    assert not applies(x, wt, b)  # autograd needs the differentiable convolution
+    with torch.no_grad():
+        assert applies(x, wt, b)
+
+
+def test_module_keeps_conv2d_contract():
+    torch.manual_seed(0)
+    conv, plain = Conv3x3(32, 24), torch.nn.Conv2d(32, 24, 3, padding=1)
+    plain.load_state_dict(conv.state_dict())  # same parameter names and shapes
+    assert set(conv.state_dict()) == {"weight", "bias"}
+    x = _case(1, 32, 24, 9, 11)[0]
+    y = conv(x)  # training: autograd's convolution, bit for bit
+    assert torch.equal(y, plain(x)) and y.requires_grad
+    y.sum().backward()
+    assert conv.weight.grad is not None
+    with torch.inference_mode():
+        fast = conv(x, relu=True)
+    assert (fast - F.relu(plain(x))).abs().max().item() <= 2e-5 * fast.abs().max().item()
+
+
+def test_weight_cache_follows_in_place_updates():
+    conv = Conv3x3(16, 16).eval()
+    x = _case(1, 16, 16, 8, 8)[0]
+    with torch.no_grad():
+        for update in (lambda: None, lambda: conv.weight.mul_(-2),
+                       lambda: conv.load_state_dict({"weight": torch.ones(16, 16, 3, 3), "bias": torch.ones(16)})):
+            update()
+            y = conv(x)  # the transformed weights of the previous step must not be reused
+            ref = _reference(x, conv.weight, conv.bias)
+            assert (y.double() - ref).abs().max().item() <= 2e-5 * ref.abs().max().item()
+
+
+def test_flop_count_is_the_direct_convolutions():
+    m = eqbench.create_method("arbsr", size="tiny").eval()
+    from eqbench.analysis.flops import count_flops
+
+    fast = count_flops(m, (16, 16), (32, 32)).total
+    import os
+
+    os.environ["EQBENCH_CONV"] = "direct"
+    try:
+        direct = count_flops(m, (16, 16), (32, 32)).total
+    finally:
+        del os.environ["EQBENCH_CONV"]
+    assert fast == direct > 0
+
+
+@pytest.mark.parametrize("name", ["arbsr", "metasr", "liif", "lte"])
+def test_whole_network_on_both_paths(name, monkeypatch):
+    """Tiny presets (32 channels) at 24x20 -> x2.5: the two paths agree to float32 round-off."""
+    torch.manual_seed(0)
+    m = eqbench.create_method(name, size="tiny").eval()
+    lr = torch.rand(1, 3, 24, 20, generator=torch.Generator().manual_seed(1))
+    calls = []
+    real = fastconv._winograd
+    monkeypatch.setattr(fastconv, "_winograd", lambda *a: calls.append(1) or real(*a))
+    with torch.inference_mode():
+        fast = m.upsample(lr, (60, 50))
+        monkeypatch.setenv("EQBENCH_CONV", "direct")
+        n_fast = len(calls)
+        direct = m.upsample(lr, (60, 50))
+    assert n_fast > 0 and len(calls) == n_fast  # Winograd ran, then not at all
+    assert (fast - direct).abs().max().item() <= 1e-5
