@@ -13,8 +13,10 @@ The MeanShift modules of the official EDSR are left out: LIIF/LTE never apply th
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from eqbench import fastconv
 from eqbench.fastconv import Conv3x3
 
 
@@ -86,7 +88,36 @@ class RDB(nn.Module):
         self.LFF = nn.Conv2d(g0 + n_layers * growth, g0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first = self.convs[0].conv[0]
+        if fastconv.applies(x, first.weight, first.bias) and not _hooked(self):
+            return pointwise_cl(self._dense_in_place(x), self.LFF) + x
         return self.LFF(self.convs(x)) + x
+
+    def _dense_in_place(self, x: torch.Tensor) -> torch.Tensor:
+        """What self.convs(x) returns, without its concatenations: every layer reads the channels so far of
+        one channels-last buffer and writes its growth channels after them (the cats copied the growing
+        map once per layer: 0.9 s of Meta-RDN's 4.2 s at 128x128 x2)."""
+        n, c, h, w = x.shape
+        total = c + sum(layer.conv[0].out_channels for layer in self.convs)
+        buf = torch.empty((n, total, h, w), dtype=x.dtype, memory_format=torch.channels_last)
+        buf[:, :c].copy_(x)
+        for layer in self.convs:
+            conv = layer.conv[0]
+            conv(buf[:, :c], relu=True, out=buf[:, c:c + conv.out_channels])
+            c += conv.out_channels
+        return buf
+
+
+def pointwise_cl(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """A 1x1 convolution of a channels-last x as one matrix product over its pixel rows (channels-last
+    result). torch sends a 1x1 convolution of a wide channels-last input to its slow path, which first
+    copies the input to NCHW (Meta-RDN's 576 -> 64 fusions: 16 ms per call at 128x128, 1 thread)."""
+    rows = F.linear(x.permute(0, 2, 3, 1), conv.weight.flatten(1), conv.bias)
+    return rows.permute(0, 3, 1, 2)
+
+
+def _hooked(module: nn.Module) -> bool:
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
 
 class RDNEncoder(nn.Module):

@@ -14,7 +14,8 @@ oneDNN on outputs of magnitude ~7 (random weights at He scale); whole networks s
 direct path in [0, 1] units (tests/unit/test_fastconv.py, tests/reference on both paths).
 
 When it applies (else F.conv2d runs, with its usual rounding):
-  * CPU float32 plain tensors, channels-last input, 3x3 kernel, stride 1, padding 1, dilation 1, groups 1,
+  * CPU float32 plain tensors, input with channel stride 1 (channels-last, or a channel slice of a
+    channels-last tensor), 3x3 kernel, stride 1, padding 1, dilation 1, groups 1,
     at least 16 input and 16 output channels (narrower ones are no faster);
   * no gradient is needed (no grad mode, or nothing requires grad): training keeps autograd's convolution;
   * no torch dispatch mode is active (FlopCounterMode counts the direct convolution's FLOPs, as the papers
@@ -67,8 +68,7 @@ def applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
             and x.dtype == torch.float32 and weight.dtype == torch.float32
             and (bias is None or bias.dtype == torch.float32)
             and weight.shape[0] >= MIN_CHANNELS and weight.shape[1] >= MIN_CHANNELS
-            and x.shape[1] == weight.shape[1] and native.plain_cpu(x, weight, bias)
-            and x.is_contiguous(memory_format=torch.channels_last)):
+            and x.shape[1] == weight.shape[1] and native.plain_cpu(x, weight, bias) and x.stride(1) == 1):
         return False
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
         return False
@@ -94,58 +94,73 @@ def _transformed(weight: torch.Tensor) -> torch.Tensor:
     return hit[1]
 
 
-def _winograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, relu: bool) -> torch.Tensor:
+def _winograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, relu: bool,
+              out: torch.Tensor | None = None) -> torch.Tensor:
     dll = native.lib()
     n, c, h, w = x.shape
     co = weight.shape[0]
     u = _transformed(weight)
-    b = None if bias is None else bias.detach().contiguous()
+    b_ptr = None if bias is None else bias.detach().contiguous().data_ptr()
     th, tw = -(-h // 4), -(-w // 4)
-    y = torch.empty((n, co, h, w), dtype=torch.float32, memory_format=torch.channels_last)
+    y = out if out is not None else torch.empty((n, co, h, w), dtype=torch.float32,
+                                                 memory_format=torch.channels_last)
     rows = max(1, min(th, BAND_BYTES // (144 * tw * (c + co))))
     threads = max(1, min(torch.get_num_threads(), rows))
-    v_buf = torch.empty(36 * rows * tw * c)
-    m_buf = torch.empty(36 * rows * tw * co)
+    buf = torch.empty(36 * rows * tw * (c + co))
+    v_ptr, m_ptr = buf.data_ptr(), buf.data_ptr() + 4 * 36 * rows * tw * c
     zero = torch.zeros(c)
     sink = torch.empty(threads, co)
-    b_ptr = None if b is None else b.data_ptr()
+    (_, _, xsh, xsw), (_, _, ysh, ysw) = x.stride(), y.stride()
     for i in range(n):
-        xi, yi = x[i], y[i]  # (C, H, W) views with channel stride 1
+        x_ptr, y_ptr = x.data_ptr() + 4 * i * x.stride(0), y.data_ptr() + 4 * i * y.stride(0)
         for t0 in range(0, th, rows):
             t1 = min(th, t0 + rows)
             tiles = (t1 - t0) * tw
-            v = v_buf[:36 * tiles * c].view(36, tiles, c)
-            m = m_buf[:36 * tiles * co].view(36, tiles, co)
+            v = buf[:36 * tiles * c].view(36, tiles, c)
+            m = torch.as_strided(buf, (36, tiles, co), (tiles * co, co, 1), 36 * rows * tw * c)
+            if threads == 1:
+                dll.eqb_wino_in(x_ptr, xsh, xsw, h, w, c, t0, t1, t0, tw, v_ptr, tiles, zero.data_ptr())
+                torch.bmm(v, u, out=m)
+                dll.eqb_wino_out(m_ptr, tiles, co, t0, t1, t0, tw, h, w, b_ptr, int(relu), y_ptr, ysh, ysw,
+                                 sink.data_ptr())
+                continue
             step = -(-(t1 - t0) // threads)
             parts = [(k, a, min(t1, a + step)) for k, a in enumerate(range(t0, t1, step))]
             native.run_parallel(lambda p: dll.eqb_wino_in(
-                xi.data_ptr(), xi.stride(1), xi.stride(2), h, w, c, p[1], p[2], t0, tw, v.data_ptr(), tiles,
-                zero.data_ptr()), parts)
+                x_ptr, xsh, xsw, h, w, c, p[1], p[2], t0, tw, v_ptr, tiles, zero.data_ptr()), parts)
             torch.bmm(v, u, out=m)
             native.run_parallel(lambda p: dll.eqb_wino_out(
-                m.data_ptr(), tiles, co, p[1], p[2], t0, tw, h, w, b_ptr, int(relu), yi.data_ptr(),
-                yi.stride(1), yi.stride(2), sink[p[0]].data_ptr()), parts)
+                m_ptr, tiles, co, p[1], p[2], t0, tw, h, w, b_ptr, int(relu), y_ptr, ysh, ysw,
+                sink[p[0]].data_ptr()), parts)
     return y
 
 
-def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-            relu: bool = False) -> torch.Tensor:
-    """F.conv2d(x, weight, bias, padding=1), then ReLU if `relu`: by Winograd where it applies."""
-    if applies(x, weight, bias):
-        return _winograd(x, weight, bias, relu)
+def _out_ok(out: torch.Tensor, x: torch.Tensor, co: int) -> bool:
+    return (out.dtype == torch.float32 and native.plain_cpu(out) and out.stride(1) == 1
+            and tuple(out.shape) == (x.shape[0], co, x.shape[2], x.shape[3]))
+
+
+def conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, relu: bool = False,
+            out: torch.Tensor | None = None) -> torch.Tensor:
+    """F.conv2d(x, weight, bias, padding=1), then ReLU if `relu`: by Winograd where it applies. With `out`
+    (e.g. a channel slice of a channels-last buffer) the result is written there and `out` returned."""
+    if applies(x, weight, bias) and (out is None or _out_ok(out, x, weight.shape[0])):
+        return _winograd(x, weight, bias, relu, out)
     y = F.conv2d(x, weight, bias, padding=1)
-    return F.relu(y) if relu else y
+    y = F.relu(y) if relu else y
+    return y if out is None else out.copy_(y)
 
 
 class Conv3x3(nn.Conv2d):
     """nn.Conv2d(cin, cout, 3, padding=1) whose CPU inference takes `conv3x3` (same parameters, names and
-    checkpoints). `forward(x, relu=True)` fuses a following ReLU."""
+    checkpoints). `forward(x, relu=True)` fuses a following ReLU; `out=` as for `conv3x3`."""
 
     def __init__(self, cin: int, cout: int, bias: bool = True) -> None:
         super().__init__(cin, cout, 3, padding=1, bias=bias)
 
-    def forward(self, x: torch.Tensor, relu: bool = False) -> torch.Tensor:
-        if applies(x, self.weight, self.bias):
-            return _winograd(x, self.weight, self.bias, relu)
+    def forward(self, x: torch.Tensor, relu: bool = False, out: torch.Tensor | None = None) -> torch.Tensor:
+        if applies(x, self.weight, self.bias) and (out is None or _out_ok(out, x, self.out_channels)):
+            return _winograd(x, self.weight, self.bias, relu, out)
         y = super().forward(x)
-        return F.relu(y) if relu else y
+        y = F.relu(y) if relu else y
+        return y if out is None else out.copy_(y)
