@@ -117,6 +117,7 @@ def pointwise_cl(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 
 
 def _hooked(module: nn.Module) -> bool:
+    """Whether a forward hook is registered on `module` or below it (a fused path would skip them)."""
     return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
 

@@ -95,7 +95,7 @@ def _transformed(weight: torch.Tensor) -> torch.Tensor:
 
 
 def _winograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, relu: bool,
-              out: torch.Tensor | None = None) -> torch.Tensor:
+              out: torch.Tensor | None = None, sums: torch.Tensor | None = None) -> torch.Tensor:
     dll = native.lib()
     n, c, h, w = x.shape
     co = weight.shape[0]
@@ -110,6 +110,7 @@ def _winograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, 
     v_ptr, m_ptr = buf.data_ptr(), buf.data_ptr() + 4 * 36 * rows * tw * c
     zero = torch.zeros(c)
     sink = torch.empty(threads, co)
+    part = None if sums is None else torch.zeros(threads, co, dtype=torch.float64)
     (_, _, xsh, xsw), (_, _, ysh, ysw) = x.stride(), y.stride()
     for i in range(n):
         x_ptr, y_ptr = x.data_ptr() + 4 * i * x.stride(0), y.data_ptr() + 4 * i * y.stride(0)
@@ -122,7 +123,7 @@ def _winograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, 
                 dll.eqb_wino_in(x_ptr, xsh, xsw, h, w, c, t0, t1, t0, tw, v_ptr, tiles, zero.data_ptr())
                 torch.bmm(v, u, out=m)
                 dll.eqb_wino_out(m_ptr, tiles, co, t0, t1, t0, tw, h, w, b_ptr, int(relu), y_ptr, ysh, ysw,
-                                 sink.data_ptr())
+                                 sink.data_ptr(), None if part is None else part.data_ptr())
                 continue
             step = -(-(t1 - t0) // threads)
             parts = [(k, a, min(t1, a + step)) for k, a in enumerate(range(t0, t1, step))]
@@ -131,8 +132,23 @@ def _winograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, 
             torch.bmm(v, u, out=m)
             native.run_parallel(lambda p: dll.eqb_wino_out(
                 m_ptr, tiles, co, p[1], p[2], t0, tw, h, w, b_ptr, int(relu), y_ptr, ysh, ysw,
-                sink[p[0]].data_ptr()), parts)
+                sink[p[0]].data_ptr(), None if part is None else part[p[0]].data_ptr()), parts)
+        if part is not None:
+            sums[i] = part.sum(0)
+            part.zero_()
     return y
+
+
+def conv3x3_mean(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                 relu: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(conv3x3(x, weight, bias, relu), its mean over pixels, (N, Co, 1, 1)). On the Winograd path the
+    output transform adds up the channels as it writes them (no second pass over the output)."""
+    if applies(x, weight, bias):
+        sums = torch.empty(x.shape[0], weight.shape[0], dtype=torch.float64)
+        y = _winograd(x, weight, bias, relu, sums=sums)
+        return y, (sums / (x.shape[2] * x.shape[3])).float().view(x.shape[0], -1, 1, 1)
+    y = conv3x3(x, weight, bias, relu)
+    return y, y.mean((2, 3), keepdim=True)
 
 
 def _out_ok(out: torch.Tensor, x: torch.Tensor, co: int) -> bool:

@@ -322,7 +322,9 @@ NO_CONTRACT void eqb_involution(const float *u, const float *kern, const float *
  *   output transform A^T m A (+ bias, optional ReLU)
  * Vectorised over channels (16 at a time, then one by one). Out-of-image taps read `zero` (C zeros);
  * out-of-image outputs of edge tiles go to `sink` (Co floats, one per thread). Tile rows [ty0, ty1) of a
- * band starting at tile row tb, tw tiles per row; V is 36 x T x C and M 36 x T x Co (T tiles in the band). */
+ * band starting at tile row tb, tw tiles per row; V is 36 x T x C and M 36 x T x Co (T tiles in the band).
+ * With `sums` (Co doubles), eqb_wino_out also adds up every output channel over the written pixels (a tile's
+ * 16 in float32, then into the double total), for a global average pool that follows the convolution. */
 typedef float v16 __attribute__((vector_size(64)));
 typedef int i16 __attribute__((vector_size(64)));
 static inline v16 ldv16(const float *p) { v16 v; memcpy(&v, p, sizeof v); return v; }
@@ -383,13 +385,20 @@ void eqb_wino_in(const float *x, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t H, ptrdif
     for (int i = 0; i < 4; i++) { \
         T o[4]; \
         WINO_AT(a[i][0], a[i][1], a[i][2], a[i][3], a[i][4], a[i][5], o); \
-        for (int j = 0; j < 4; j++) { T v = o[j] + b; if (relu) v = RELU(v); ST(q[i * 4 + j] + c, v); } } } while (0)
+        for (int j = 0; j < 4; j++) { \
+            T v = o[j] + b; \
+            if (relu) \
+                v = RELU(v); \
+            ST(q[i * 4 + j] + c, v); \
+            if (sums) \
+                acc += v * valid[i * 4 + j]; } } } while (0)
 
 void eqb_wino_out(const float *restrict M, ptrdiff_t T, ptrdiff_t Co, ptrdiff_t ty0, ptrdiff_t ty1, ptrdiff_t tb,
                   ptrdiff_t tw, ptrdiff_t H, ptrdiff_t W, const float *bias, int relu, float *y, ptrdiff_t sh,
-                  ptrdiff_t sw, float *sink)
+                  ptrdiff_t sw, float *sink, double *sums)
 {
     const ptrdiff_t ks = T * Co;
+    float valid[16];
     for (ptrdiff_t ty = ty0; ty < ty1; ty++)
         for (ptrdiff_t tx = 0; tx < tw; tx++) {
             float *q[16];
@@ -397,6 +406,7 @@ void eqb_wino_out(const float *restrict M, ptrdiff_t T, ptrdiff_t Co, ptrdiff_t 
                 for (int j = 0; j < 4; j++) {
                     const ptrdiff_t yy = 4 * ty + i, xx = 4 * tx + j;
                     q[i * 4 + j] = (yy < H && xx < W) ? y + yy * sh + xx * sw : sink;
+                    valid[i * 4 + j] = yy < H && xx < W;
                 }
             const float *m = M + ((ty - tb) * tw + tx) * Co;
             ptrdiff_t c = 0;
@@ -404,11 +414,17 @@ void eqb_wino_out(const float *restrict M, ptrdiff_t T, ptrdiff_t Co, ptrdiff_t 
                 v16 b = {0};
                 if (bias)
                     b = ldv16(bias + c);
+                v16 acc = {0};
                 WINO_OUT_BODY(v16, ldv16, stv16, relu16, c, b);
+                if (sums)
+                    for (int k = 0; k < 16; k++)
+                        sums[c + k] += acc[k];
             }
             for (; c < Co; c++) {
-                float b = bias ? bias[c] : 0.0f;
+                float b = bias ? bias[c] : 0.0f, acc = 0.0f;
                 WINO_OUT_BODY(float, ld1, st1, relu1, c, b);
+                if (sums)
+                    sums[c] += acc;
             }
         }
 }
@@ -494,7 +510,7 @@ def lib() -> ctypes.CDLL | None:
         "eqb_score_rgb": (None, [ptr, ptr, ptr, _P, _P, _P, _P, i32, i32, ptr, ptr, ptr, ptr]),
         "eqb_involution": (None, [ptr, ptr, ptr, ptr, _P, _P, _P, _P, _P, _P, _P, ptr]),
         "eqb_wino_in": (None, [ptr, _P, _P, _P, _P, _P, _P, _P, _P, _P, ptr, _P, ptr]),
-        "eqb_wino_out": (None, [ptr, _P, _P, _P, _P, _P, _P, _P, _P, ptr, i32, ptr, _P, _P, ptr]),
+        "eqb_wino_out": (None, [ptr, _P, _P, _P, _P, _P, _P, _P, _P, ptr, i32, ptr, _P, _P, ptr, ptr]),
     }
     for name, (restype, argtypes) in signatures.items():
         fn = getattr(dll, name)

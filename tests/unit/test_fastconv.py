@@ -133,7 +133,7 @@ def test_whole_network_on_both_paths(name, monkeypatch):
     lr = torch.rand(1, 3, 24, 20, generator=torch.Generator().manual_seed(1))
     calls = []
     real = fastconv._winograd
-    monkeypatch.setattr(fastconv, "_winograd", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(fastconv, "_winograd", lambda *a, **k: calls.append(1) or real(*a, **k))
     with torch.inference_mode():
         fast = m.upsample(lr, (60, 50))
         monkeypatch.setenv("EQBENCH_CONV", "direct")
@@ -141,3 +141,25 @@ def test_whole_network_on_both_paths(name, monkeypatch):
         direct = m.upsample(lr, (60, 50))
     assert n_fast > 0 and len(calls) == n_fast  # Winograd ran, then not at all
     assert (fast - direct).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_mean_and_out(threads):
+    """conv3x3_mean's pooled channels (summed by the output transform) and out= into a channel slice."""
+    x, wt, b = _case(2, 32, 24, 13, 18)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            y, mean = fastconv.conv3x3_mean(x, wt, b, relu=True)
+            buf = torch.zeros(2, 60, 13, 18).contiguous(memory_format=torch.channels_last)
+            got = conv3x3(buf[:, :32].copy_(x), wt, b, relu=True, out=buf[:, 32:56])
+    finally:
+        torch.set_num_threads(saved)
+    ref = _reference(x, wt, b, relu=True)
+    assert mean.shape == (2, 24, 1, 1)
+    assert (mean.double() - y.double().mean((2, 3), keepdim=True)).abs().max().item() <= 1e-6
+    assert (mean.double() - ref.mean((2, 3), keepdim=True)).abs().max().item() <= 2e-5 * ref.abs().max().item()
+    assert got.data_ptr() == buf[:, 32:56].data_ptr()
+    assert torch.equal(buf[:, 32:56], y)  # written in place, same values as a fresh output
+    assert torch.equal(buf[:, 56:], torch.zeros_like(buf[:, 56:]))  # nothing outside the slice
