@@ -89,7 +89,7 @@ class RDB(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         first = self.convs[0].conv[0]
-        if fastconv.applies(x, first.weight, first.bias) and not _hooked(self):
+        if fastconv.applies(x, first.weight, first.bias) and not has_hooks(self):
             return pointwise_cl(self._dense_in_place(x), self.LFF) + x
         return self.LFF(self.convs(x)) + x
 
@@ -116,7 +116,7 @@ def pointwise_cl(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     return rows.permute(0, 3, 1, 2)
 
 
-def _hooked(module: nn.Module) -> bool:
+def has_hooks(module: nn.Module) -> bool:
     """Whether a forward hook is registered on `module` or below it (a fused path would skip them)."""
     return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 

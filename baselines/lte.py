@@ -20,9 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from eqbench import fastconv
 from eqbench.method import register_method
 
 from . import recipes
+from .encoders import has_hooks, channels_last
 from .implicit import MLP, ImplicitSR, NearestLookup, local_ensemble, make_encoder
 
 
@@ -44,12 +46,34 @@ class LTE(ImplicitSR):
 
     def gen_feat(self, inp: torch.Tensor) -> dict:
         feat = self.encoder(inp)
-        freq = self.freq(feat)
         hd = self.hidden_dim
         # frequency channels regrouped once per LR pixel: [f_y of pair 0..hd/2-1 | f_x of pair 0..]
         # (the official pairs are consecutive channels (2j, 2j+1)), so a query reads two contiguous halves
-        order = torch.cat([torch.arange(0, hd, 2), torch.arange(1, hd, 2)]).to(freq.device)
+        order = torch.cat([torch.arange(0, hd, 2), torch.arange(1, hd, 2)]).to(feat.device)
+        fused = self._coef_freq_fused(feat, order)
+        if fused is not None:
+            return {"inp": inp, "lookup": NearestLookup(fused)}
+        freq = self.freq(feat)
         return {"inp": inp, "lookup": NearestLookup(torch.cat([self.coef(feat), freq[:, order]], dim=1))}
+
+    def _coef_freq_fused(self, feat: torch.Tensor, order: torch.Tensor) -> torch.Tensor | None:
+        """[coef | freq regrouped] as one Winograd convolution with the two kernels stacked (one input
+        transform, one wider matrix product, a channels-last result the lookup table reads as rows), where
+        fastconv applies and nothing hooks the two modules; else None."""
+        x = channels_last(feat)
+        coef, freq = self.coef, self.freq
+        if not fastconv.applies(x, coef.weight, coef.bias) or has_hooks(coef) or has_hooks(freq):
+            return None
+        params = (coef.weight, coef.bias, freq.weight, freq.bias)
+        key = None if any(p.is_inference() for p in params) else tuple((p.data_ptr(), p._version) for p in params)
+        cached = self.__dict__.get("_coef_freq")
+        if key is None or cached is None or cached[0] != key:
+            w = torch.cat([coef.weight, freq.weight[order]]).detach()
+            b = torch.cat([coef.bias, freq.bias[order]]).detach()
+            cached = (key, w, b)
+            if key is not None:  # stacked once; fastconv caches their transform by tensor
+                self.__dict__["_coef_freq"] = cached
+        return fastconv.conv3x3(x, cached[1], cached[2])
 
     def query(self, state: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         hd = self.hidden_dim

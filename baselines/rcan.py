@@ -11,7 +11,7 @@ from torch import nn
 
 from eqbench import fastconv
 
-from .encoders import _hooked, conv3, conv_relu
+from .encoders import has_hooks, conv3, conv_relu
 
 
 class ChannelAttention(nn.Module):
@@ -32,7 +32,7 @@ class RCAB(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         body = self.body
-        if fastconv.applies(x, body[0].weight, body[0].bias) and not _hooked(self):
+        if fastconv.applies(x, body[0].weight, body[0].bias) and not has_hooks(self):
             # the attention's average pool comes out of the second convolution's output transform, and
             # x + y * a is one pass (torch.addcmul): two passes over the map fewer per block
             y, mean = fastconv.conv3x3_mean(body[0](x, relu=True), body[2].weight, body[2].bias)

@@ -62,6 +62,24 @@ def _dispatch_mode_active() -> bool:
         return True
 
 
+def plain_inference(*tensors) -> bool:
+    """CPU float32 inference on plain tensors (None skipped) that no autograd, no dispatch mode (FLOP
+    counting, fake tensors) and no other device sees: where hand-fused kernels may replace torch ops."""
+    ts = [t for t in tensors if t is not None]
+    if not (native.plain_cpu(*ts) and all(t.dtype == torch.float32 for t in ts)):
+        return False
+    if torch.is_grad_enabled() and any(t.requires_grad for t in ts):
+        return False
+    return not _dispatch_mode_active()
+
+
+def linear_relu_fused_ok(x: torch.Tensor, layer: nn.Linear) -> bool:
+    """Whether oneDNN's linear with a fused ReLU/bias epilogue (torch.ops.mkldnn._linear_pointwise) may
+    replace F.linear (+ ReLU): its values equal theirs bit for bit (tests/unit/test_fastconv.py)."""
+    return (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+            and plain_inference(x, layer.weight, layer.bias))
+
+
 def applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> bool:
     """Whether `conv3x3(x, weight, bias)` takes the Winograd path (see the module docstring)."""
     if not (x.dim() == 4 and weight.dim() == 4 and weight.shape[-2:] == (3, 3)

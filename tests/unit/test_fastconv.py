@@ -163,3 +163,22 @@ def test_mean_and_out(threads):
     assert got.data_ptr() == buf[:, 32:56].data_ptr()
     assert torch.equal(buf[:, 32:56], y)  # written in place, same values as a fresh output
     assert torch.equal(buf[:, 56:], torch.zeros_like(buf[:, 56:]))  # nothing outside the slice
+
+
+def test_mlp_fused_linear_equals_the_layer_stack():
+    """LIIF/LTE's MLP in CPU inference (oneDNN linear with bias + ReLU epilogue) = the nn.Sequential, bit
+    for bit; with first_done too; and the plain stack under autograd and FLOP counting."""
+    from baselines.implicit import MLP
+
+    torch.manual_seed(0)
+    mlp = MLP(40, 3, [64, 64]).eval()
+    x = torch.randn(1000, 40)
+    with torch.inference_mode():
+        assert fastconv.linear_relu_fused_ok(x, mlp.layers[0])
+        assert torch.equal(mlp(x), mlp.layers(x))
+        h = mlp.layers[0](x)
+        assert torch.equal(mlp(h.clone(), first_done=True), mlp.layers[1:](h.clone()))
+        with FlopCounterMode(display=False):
+            assert not fastconv.linear_relu_fused_ok(x, mlp.layers[0])
+    assert not fastconv.linear_relu_fused_ok(x, mlp.layers[0])  # parameters require grad
+    assert not fastconv.linear_relu_fused_ok(x.double(), mlp.layers[0])
