@@ -7,6 +7,7 @@ channel attention, group tail conv at index n_blocks), so their checkpoints load
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from eqbench import fastconv
@@ -23,6 +24,16 @@ class ChannelAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.conv_du(x.mean((2, 3), keepdim=True))
 
+    def attention_of_mean(self, mean: torch.Tensor) -> torch.Tensor:
+        """conv_du(mean) for mean (N, C, 1, 1), the two 1x1 convolutions as linears (torch's conv path
+        costs ~0.1 ms per call on a 1x1 map, 40 ms over ArbRCAN's 200 blocks)."""
+        if has_hooks(self.conv_du):
+            return self.conv_du(mean)
+        c1, relu, c2, gate = self.conv_du
+        v = F.linear(mean.flatten(1), c1.weight.flatten(1), c1.bias)
+        v = gate(F.linear(relu(v), c2.weight.flatten(1), c2.bias))
+        return v.view(mean.shape)
+
 
 class RCAB(nn.Module):
     def __init__(self, n_feats: int, reduction: int) -> None:
@@ -36,7 +47,7 @@ class RCAB(nn.Module):
             # the attention's average pool comes out of the second convolution's output transform, and
             # x + y * a is one pass (torch.addcmul): two passes over the map fewer per block
             y, mean = fastconv.conv3x3_mean(body[0](x, relu=True), body[2].weight, body[2].bias)
-            return torch.addcmul(x, y, body[3].conv_du(mean))
+            return torch.addcmul(x, y, body[3].attention_of_mean(mean))
         return x + body[3](body[2](conv_relu(body[0], body[1], x)))
 
 
