@@ -5,7 +5,10 @@ A^T [(G g G^T) . (B^T d B)] A: per tile and channel pair 36 multiplications inst
 input channels done as 36 matrix products (torch.bmm). The transforms are compiled kernels
 (eqbench/native.py: eqb_wino_in, eqb_wino_out, vectorised over channels-last channels); the weights are
 transformed once (in float64) and cached until they change. Tiles go in bands of rows sized to stay in
-cache; the transforms of a band are split over torch's threads.
+cache. The transforms run on the calling thread and the matrix products on torch's threads: at 2 threads
+that beat splitting the transforms over a second thread pool, whose threads met OpenMP's spinning workers
+(64 -> 64 at 128x128, wall: 3.09 vs 3.89 ms; oneDNN direct 3.77 ms). Above MAX_THREADS the transforms would
+be the bottleneck, and this was only measured on a 2-core machine, so there the direct convolution runs.
 
 Speed (1 thread, 128x128, channels-last, against oneDNN's direct convolution, process CPU time):
 64 -> 64 channels 4.1-4.5 vs 7.2 ms; 512 -> 64 (RDN's widest) 32 vs 57 ms. Precision: float32 Winograd
@@ -20,6 +23,7 @@ When it applies (else F.conv2d runs, with its usual rounding):
   * no gradient is needed (no grad mode, or nothing requires grad): training keeps autograd's convolution;
   * no torch dispatch mode is active (FlopCounterMode counts the direct convolution's FLOPs, as the papers
     do; FakeTensorMode has no memory to hand to the kernels);
+  * at most MAX_THREADS (2) torch threads (see above);
   * the compiled kernels are available and $EQBENCH_CONV is not "direct". EQBENCH_CONV=direct restores
     the official order of operations (oneDNN's direct convolution) everywhere; results record which ran.
 """
@@ -42,6 +46,7 @@ from . import native
 _G = ((0.25, 0.0, 0.0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6), (1 / 24, 1 / 12, 1 / 6),
       (1 / 24, -1 / 12, 1 / 6), (0.0, 0.0, 1.0))
 MIN_CHANNELS = 16
+MAX_THREADS = 2
 # bytes of transformed input + products per band (36 x tiles x (C + Co) floats), on huge pages. Medians,
 # alternating, 1 thread, 6/12/24/48 MB: 64->64 at 128x128 4.31/3.84/3.73/3.67 ms, at 256x256
 # 18.5/16.8/16.1/17.4 ms; 512->64 at 128x128 28.2/25.7/25.5/27.7 ms
@@ -77,8 +82,9 @@ _WEIGHTS: dict[int, tuple[tuple[int, int], torch.Tensor]] = {}
 
 
 def algorithm() -> str:
-    """What a 3x3 convolution in CPU inference uses in this process: 'winograd-f4x3' or 'direct'."""
-    if os.environ.get("EQBENCH_CONV", "").lower() == "direct" or not native.available():
+    """What a 3x3 convolution in CPU inference uses now: 'winograd-f4x3' or 'direct'."""
+    if (os.environ.get("EQBENCH_CONV", "").lower() == "direct" or not native.available()
+            or torch.get_num_threads() > MAX_THREADS):
         return "direct"
     return "winograd-f4x3"
 
@@ -153,12 +159,10 @@ def _winograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, 
     y = out if out is not None else torch.empty((n, co, h, w), dtype=torch.float32,
                                                  memory_format=torch.channels_last)
     rows = max(1, min(th, BAND_BYTES // (144 * tw * (c + co))))
-    threads = max(1, min(torch.get_num_threads(), rows))
     buf = _scratch(36 * rows * tw * (c + co))
     v_ptr, m_ptr = buf.data_ptr(), buf.data_ptr() + 4 * 36 * rows * tw * c
-    zero = torch.zeros(c)
-    sink = torch.empty(threads, co)
-    part = None if sums is None else torch.zeros(threads, co, dtype=torch.float64)
+    zero, sink = torch.zeros(c), torch.empty(co)
+    part = None if sums is None else torch.zeros(co, dtype=torch.float64)
     (_, _, xsh, xsw), (_, _, ysh, ysw) = x.stride(), y.stride()
     for i in range(n):
         x_ptr, y_ptr = x.data_ptr() + 4 * i * x.stride(0), y.data_ptr() + 4 * i * y.stride(0)
@@ -167,22 +171,12 @@ def _winograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, 
             tiles = (t1 - t0) * tw
             v = buf[:36 * tiles * c].view(36, tiles, c)
             m = buf[36 * rows * tw * c:36 * rows * tw * c + 36 * tiles * co].view(36, tiles, co)
-            if threads == 1:
-                dll.eqb_wino_in(x_ptr, xsh, xsw, h, w, c, t0, t1, t0, tw, v_ptr, tiles, zero.data_ptr())
-                torch.bmm(v, u, out=m)
-                dll.eqb_wino_out(m_ptr, tiles, co, t0, t1, t0, tw, h, w, b_ptr, int(relu), y_ptr, ysh, ysw,
-                                 sink.data_ptr(), None if part is None else part.data_ptr())
-                continue
-            step = -(-(t1 - t0) // threads)
-            parts = [(k, a, min(t1, a + step)) for k, a in enumerate(range(t0, t1, step))]
-            native.run_parallel(lambda p: dll.eqb_wino_in(
-                x_ptr, xsh, xsw, h, w, c, p[1], p[2], t0, tw, v_ptr, tiles, zero.data_ptr()), parts)
-            torch.bmm(v, u, out=m)
-            native.run_parallel(lambda p: dll.eqb_wino_out(
-                m_ptr, tiles, co, p[1], p[2], t0, tw, h, w, b_ptr, int(relu), y_ptr, ysh, ysw,
-                sink[p[0]].data_ptr(), None if part is None else part[p[0]].data_ptr()), parts)
+            dll.eqb_wino_in(x_ptr, xsh, xsw, h, w, c, t0, t1, t0, tw, v_ptr, tiles, zero.data_ptr())
+            torch.bmm(v, u, out=m)  # the only multi-threaded step (see MAX_THREADS)
+            dll.eqb_wino_out(m_ptr, tiles, co, t0, t1, t0, tw, h, w, b_ptr, int(relu), y_ptr, ysh, ysw,
+                             sink.data_ptr(), None if part is None else part.data_ptr())
         if part is not None:
-            sums[i] = part.sum(0)
+            sums[i] = part
             part.zero_()
     return y
 

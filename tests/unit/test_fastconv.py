@@ -77,6 +77,12 @@ def test_does_not_apply_where_it_must_not(monkeypatch):
         assert not applies(x, wt, b) and fastconv.algorithm() == "direct"
         assert torch.equal(conv3x3(x, wt, b), F.conv2d(x, wt, b, padding=1))
     monkeypatch.delenv("EQBENCH_CONV")
+    saved = torch.get_num_threads()
+    torch.set_num_threads(fastconv.MAX_THREADS + 1)  # measured up to 2 threads only: direct above
+    try:
+        assert not applies(x, wt, b) and fastconv.algorithm() == "direct"
+    finally:
+        torch.set_num_threads(saved)
     wt.requires_grad_(True)
     assert not applies(x, wt, b)  # autograd needs the differentiable convolution
     with torch.no_grad():
