@@ -26,12 +26,12 @@ def conv3(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
     return Conv3x3(cin, cout) if k == 3 else nn.Conv2d(cin, cout, k, padding=k // 2)
 
 
-def conv_relu(conv: nn.Module, relu: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """relu(conv(x)), with the ReLU fused into a Winograd convolution's output transform when nothing
-    hooks the ReLU module (its forward is then skipped)."""
-    if isinstance(conv, Conv3x3) and not (relu._forward_hooks or relu._forward_pre_hooks):
-        return conv(x, relu=True)
-    return relu(conv(x))
+def conv_relu(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """seq[:2](x) for seq = (3x3 conv, ReLU, ...): the ReLU fused into a Winograd convolution's output
+    transform, unless a forward hook sits on seq or below (then the modules run one by one, so it fires)."""
+    if isinstance(seq[0], Conv3x3) and not has_hooks(seq):
+        return seq[0](x, relu=True)
+    return seq[1](seq[0](x))
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -48,7 +48,7 @@ class ResBlock(nn.Module):
         self.res_scale = res_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body[2](conv_relu(self.body[0], self.body[1], x))
+        y = self.body(x) if has_hooks(self.body) else self.body[2](conv_relu(self.body, x))
         return x + y * self.res_scale if self.res_scale != 1 else x + y
 
 
@@ -78,7 +78,7 @@ class _DenseLayer(nn.Module):
         self.conv = nn.Sequential(conv3(cin, growth, k), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat((x, conv_relu(self.conv[0], self.conv[1], x)), 1)
+        return torch.cat((x, self.conv(x) if has_hooks(self.conv) else conv_relu(self.conv, x)), 1)
 
 
 class RDB(nn.Module):

@@ -48,7 +48,9 @@ class RCAB(nn.Module):
             # x + y * a is one pass (torch.addcmul): two passes over the map fewer per block
             y, mean = fastconv.conv3x3_mean(body[0](x, relu=True), body[2].weight, body[2].bias)
             return torch.addcmul(x, y, body[3].attention_of_mean(mean))
-        return x + body[3](body[2](conv_relu(body[0], body[1], x)))
+        if has_hooks(body):
+            return x + body(x)
+        return x + body[3](body[2](conv_relu(body, x)))
 
 
 class ResidualGroup(nn.Module):

@@ -188,3 +188,25 @@ def test_mlp_fused_linear_equals_the_layer_stack():
             assert not fastconv.linear_relu_fused_ok(x, mlp.layers[0])
     assert not fastconv.linear_relu_fused_ok(x, mlp.layers[0])  # parameters require grad
     assert not fastconv.linear_relu_fused_ok(x.double(), mlp.layers[0])
+
+
+@pytest.mark.parametrize("block", ["resblock", "rcab", "rdb"])
+def test_fused_blocks_keep_inner_hooks(block):
+    """EDSR/RCAN/RDN blocks fuse around their Winograd convolutions only while nothing hooks their inner
+    modules: a hook on an inner ReLU still fires, and both ways give the same values to float32 rounding."""
+    from baselines.encoders import RDB, ResBlock
+    from baselines.rcan import RCAB
+
+    torch.manual_seed(0)
+    m = {"resblock": lambda: ResBlock(32), "rcab": lambda: RCAB(32, 8), "rdb": lambda: RDB(32, 16, 3)}[block]()
+    m.eval()
+    relu = next(mod for mod in m.modules() if isinstance(mod, torch.nn.ReLU))
+    x = _case(1, 32, 32, 19, 22)[0]
+    seen = []
+    with torch.inference_mode():
+        fused = m(x)
+        handle = relu.register_forward_hook(lambda mod, i, o: seen.append(o.shape))
+        hooked = m(x)
+        handle.remove()
+    assert seen, "the inner ReLU's hook did not fire"
+    assert (fused - hooked).abs().max().item() <= 1e-5 * hooked.abs().max().item()
