@@ -90,6 +90,10 @@ def algorithm() -> str:
 
 
 def _dispatch_mode_active() -> bool:
+    """A torch dispatch mode (FLOP counting, fake tensors) or TorchScript tracing/scripting is active: the
+    compiled kernels are invisible to them, so only torch ops may run."""
+    if torch.jit.is_tracing() or torch.jit.is_scripting():
+        return True
     try:
         from torch.utils._python_dispatch import _get_current_dispatch_mode
 

@@ -210,3 +210,15 @@ def test_fused_blocks_keep_inner_hooks(block):
         handle.remove()
     assert seen, "the inner ReLU's hook did not fire"
     assert (fused - hooked).abs().max().item() <= 1e-5 * hooked.abs().max().item()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch 2.13 deprecates jit.trace; users still call it
+def test_tracing_sees_the_direct_convolution():
+    """torch.jit.trace and torch.export record torch ops only: there the Winograd kernels must not run."""
+    conv = Conv3x3(16, 16).eval()
+    x = _case(1, 16, 16, 8, 8)[0]
+    with torch.no_grad():
+        traced = torch.jit.trace(conv, x)
+        assert torch.equal(traced(x), F.conv2d(x, conv.weight, conv.bias, padding=1))
+    exported = torch.export.export(conv, (x,))
+    assert any("conv2d" in str(n.target) or "convolution" in str(n.target) for n in exported.graph.nodes)
