@@ -26,12 +26,12 @@ def conv3(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
     return Conv3x3(cin, cout) if k == 3 else nn.Conv2d(cin, cout, k, padding=k // 2)
 
 
-def conv_relu(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """seq[:2](x) for seq = (3x3 conv, ReLU, ...): the ReLU fused into a Winograd convolution's output
-    transform, unless a forward hook sits on seq or below (then the modules run one by one, so it fires)."""
-    if isinstance(seq[0], Conv3x3) and not has_hooks(seq):
-        return seq[0](x, relu=True)
-    return seq[1](seq[0](x))
+def fuse_conv_relu(seq: nn.Sequential, x: torch.Tensor) -> bool:
+    """Whether seq = (3x3 conv, ReLU, ...) may run as seq[0](x, relu=True): Winograd applies (the ReLU goes
+    into its output transform) and no forward hook sits on seq or below (else the modules run as they are,
+    so every hook fires)."""
+    conv = seq[0]
+    return isinstance(conv, Conv3x3) and fastconv.applies(x, conv.weight, conv.bias) and not has_hooks(seq)
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -48,7 +48,7 @@ class ResBlock(nn.Module):
         self.res_scale = res_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body(x) if has_hooks(self.body) else self.body[2](conv_relu(self.body, x))
+        y = self.body[2](self.body[0](x, relu=True)) if fuse_conv_relu(self.body, x) else self.body(x)
         return x + y * self.res_scale if self.res_scale != 1 else x + y
 
 
@@ -78,7 +78,7 @@ class _DenseLayer(nn.Module):
         self.conv = nn.Sequential(conv3(cin, growth, k), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat((x, self.conv(x) if has_hooks(self.conv) else conv_relu(self.conv, x)), 1)
+        return torch.cat((x, self.conv[0](x, relu=True) if fuse_conv_relu(self.conv, x) else self.conv(x)), 1)
 
 
 class RDB(nn.Module):
@@ -88,8 +88,7 @@ class RDB(nn.Module):
         self.LFF = nn.Conv2d(g0 + n_layers * growth, g0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        first = self.convs[0].conv[0]
-        if fastconv.applies(x, first.weight, first.bias) and not has_hooks(self):
+        if fuse_conv_relu(self.convs[0].conv, x) and not has_hooks(self):
             return pointwise_cl(self._dense_in_place(x), self.LFF) + x
         return self.LFF(self.convs(x)) + x
 

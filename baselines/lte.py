@@ -24,7 +24,7 @@ from eqbench import fastconv
 from eqbench.method import register_method
 
 from . import recipes
-from .encoders import has_hooks, channels_last
+from .encoders import channels_last, has_hooks
 from .implicit import MLP, ImplicitSR, NearestLookup, local_ensemble, make_encoder
 
 

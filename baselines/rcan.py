@@ -12,7 +12,7 @@ from torch import nn
 
 from eqbench import fastconv
 
-from .encoders import has_hooks, conv3, conv_relu
+from .encoders import conv3, fuse_conv_relu, has_hooks
 
 
 class ChannelAttention(nn.Module):
@@ -43,14 +43,12 @@ class RCAB(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         body = self.body
-        if fastconv.applies(x, body[0].weight, body[0].bias) and not has_hooks(self):
+        if fuse_conv_relu(body, x) and not has_hooks(self):
             # the attention's average pool comes out of the second convolution's output transform, and
             # x + y * a is one pass (torch.addcmul): two passes over the map fewer per block
             y, mean = fastconv.conv3x3_mean(body[0](x, relu=True), body[2].weight, body[2].bias)
             return torch.addcmul(x, y, body[3].attention_of_mean(mean))
-        if has_hooks(body):
-            return x + body(x)
-        return x + body[3](body[2](conv_relu(body, x)))
+        return x + body(x)
 
 
 class ResidualGroup(nn.Module):

@@ -10,11 +10,13 @@ that beat splitting the transforms over a second thread pool, whose threads met 
 (64 -> 64 at 128x128, wall: 3.09 vs 3.89 ms; oneDNN direct 3.77 ms). Above MAX_THREADS the transforms would
 be the bottleneck, and this was only measured on a 2-core machine, so there the direct convolution runs.
 
-Speed (1 thread, 128x128, channels-last, against oneDNN's direct convolution, process CPU time):
-64 -> 64 channels 4.1-4.5 vs 7.2 ms; 512 -> 64 (RDN's widest) 32 vs 57 ms. Precision: float32 Winograd
-rounds differently from direct summation: max error against a float64 convolution 5e-5 vs 8e-6 for
-oneDNN on outputs of magnitude ~7 (random weights at He scale); whole networks stay within ~1e-5 of the
-direct path in [0, 1] units (tests/unit/test_fastconv.py, tests/reference on both paths).
+Speed (128x128, channels-last, against oneDNN's direct convolution, same process): 64 -> 64 channels at
+1 thread 3.6 vs 6.6-6.9 ms CPU, at 2 threads 2.9 vs 3.5 ms wall; 512 -> 64 (RDN's widest) at 1 thread
+25.5 vs 59-65 ms (tests/benchmarks/test_bench_conv.py). Precision: float32 Winograd rounds differently
+from direct summation: max error against a float64 convolution 5e-5 vs 8e-6 for oneDNN on outputs of
+magnitude ~7 (random weights at He scale); the paper-size networks stay within 1.8e-5 of the official
+code in [0, 1] units (ArbRCAN's 400 convolutions the worst; tests/unit/test_fastconv.py, and
+tests/reference on both paths).
 
 When it applies (else F.conv2d runs, with its usual rounding):
   * CPU float32 plain tensors, input with channel stride 1 (channels-last, or a channel slice of a
@@ -52,7 +54,6 @@ MAX_THREADS = 2
 # 18.5/16.8/16.1/17.4 ms; 512->64 at 128x128 28.2/25.7/25.5/27.7 ms
 BAND_BYTES = 24 << 20
 
-# id(weight) -> ((data pointer, version), transformed); an entry goes when its weight is freed
 _SCRATCH = threading.local()
 _HUGE = 2 << 20
 
@@ -78,6 +79,7 @@ def _scratch(n: int) -> torch.Tensor:
     return buf[:n]
 
 
+# id(weight) -> ((data pointer, version), transformed); an entry goes when its weight is freed
 _WEIGHTS: dict[int, tuple[tuple[int, int], torch.Tensor]] = {}
 
 
@@ -123,14 +125,10 @@ def linear_relu_fused_ok(x: torch.Tensor, layer: nn.Linear) -> bool:
 def applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> bool:
     """Whether `conv3x3(x, weight, bias)` takes the Winograd path (see the module docstring)."""
     if not (x.dim() == 4 and weight.dim() == 4 and weight.shape[-2:] == (3, 3)
-            and x.dtype == torch.float32 and weight.dtype == torch.float32
-            and (bias is None or bias.dtype == torch.float32)
             and weight.shape[0] >= MIN_CHANNELS and weight.shape[1] >= MIN_CHANNELS
-            and x.shape[1] == weight.shape[1] and native.plain_cpu(x, weight, bias) and x.stride(1) == 1):
+            and x.shape[1] == weight.shape[1] and x.stride(1) == 1):
         return False
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
-        return False
-    return algorithm() != "direct" and not _dispatch_mode_active()
+    return plain_inference(x, weight, bias) and algorithm() != "direct"
 
 
 def transform_weight(weight: torch.Tensor) -> torch.Tensor:
@@ -158,7 +156,8 @@ def _winograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, 
     n, c, h, w = x.shape
     co = weight.shape[0]
     u = _transformed(weight)
-    b_ptr = None if bias is None else bias.detach().contiguous().data_ptr()
+    b = None if bias is None else bias.detach().contiguous()  # kept alive while its address is in use
+    b_ptr = None if b is None else b.data_ptr()
     th, tw = -(-h // 4), -(-w // 4)
     y = out if out is not None else torch.empty((n, co, h, w), dtype=torch.float32,
                                                  memory_format=torch.channels_last)
