@@ -68,8 +68,9 @@ class LTE(ImplicitSR):
         key = None if any(p.is_inference() for p in params) else tuple((p.data_ptr(), p._version) for p in params)
         cached = self.__dict__.get("_coef_freq")
         if key is None or cached is None or cached[0] != key:
-            w = torch.cat([coef.weight, freq.weight[order]]).detach()
-            b = torch.cat([coef.bias, freq.bias[order]]).detach()
+            with torch.inference_mode(False), torch.no_grad():  # normal tensors: fastconv caches their transform
+                w = torch.cat([coef.weight, freq.weight[order]]).detach()
+                b = torch.cat([coef.bias, freq.bias[order]]).detach()
             cached = (key, w, b)
             if key is not None:  # stacked once; fastconv caches their transform by tensor
                 self.__dict__["_coef_freq"] = cached

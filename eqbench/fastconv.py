@@ -65,7 +65,8 @@ def _scratch(n: int) -> torch.Tensor:
     buf = getattr(_SCRATCH, "buf", None)
     if buf is None or buf.numel() < n:
         size = -(-4 * n // _HUGE) * _HUGE
-        raw = torch.empty((size + _HUGE) // 4)
+        with torch.inference_mode(False):  # a normal tensor: later calls outside inference mode write it too
+            raw = torch.empty((size + _HUGE) // 4)
         off = (-raw.data_ptr() % _HUGE) // 4
         buf = raw[off:off + size // 4]
         if sys.platform.startswith("linux"):

@@ -222,3 +222,23 @@ def test_tracing_sees_the_direct_convolution():
         assert torch.equal(traced(x), F.conv2d(x, conv.weight, conv.bias, padding=1))
     exported = torch.export.export(conv, (x,))
     assert any("conv2d" in str(n.target) or "convolution" in str(n.target) for n in exported.graph.nodes)
+
+
+def test_inference_mode_then_no_grad():
+    """The per-thread transform buffer made inside inference_mode serves later no_grad calls too (an
+    inference tensor could not be written outside inference mode)."""
+    import threading
+
+    x, wt, b = _case(1, 16, 16, 9, 9)
+    out = []
+
+    def run():  # a fresh thread: its buffer is created here, inside inference_mode
+        with torch.inference_mode():
+            out.append(conv3x3(x, wt, b))
+        with torch.no_grad():
+            out.append(conv3x3(x, wt, b))
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert len(out) == 2 and torch.equal(out[0], out[1])
