@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eqbench import native
+from eqbench import fastconv, native
 from eqbench.costs import declare_flops, involution_flops
 
 from .eqsr_afe import N_FREQ, sincos_encoding
@@ -61,11 +61,7 @@ def involution(u: torch.Tensor, kernel: torch.Tensor, dist: torch.Tensor | None 
     in one pass with the same roundings: the kernel times dist, then the taps' products added in order."""
     b, c, h, w = u.shape
     g = kernel.shape[1]
-    if (native.plain_cpu(u, kernel, dist) and u.dtype == kernel.dtype == torch.float32
-            and (dist is None or dist.dtype == torch.float32)
-            and not (torch.is_grad_enabled() and (u.requires_grad or kernel.requires_grad
-                                                  or (dist is not None and dist.requires_grad)))
-            and (kernels := native.lib()) is not None):
+    if fastconv.plain_inference(u, kernel, dist) and (kernels := native.lib()) is not None:
         u, kernel = u.contiguous(), kernel.contiguous()
         d = None if dist is None else dist.expand(b, 1, 3, 3, h, w).contiguous()
         out = torch.empty((b, c, h, w), dtype=u.dtype)
@@ -114,10 +110,9 @@ def linear_nhwc(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 
 
 def _fused_linear_ok(x: torch.Tensor, conv: nn.Conv2d) -> bool:
-    """oneDNN's linear with a fused pointwise epilogue applies: CPU inference on ordinary float32 tensors."""
-    return (x.dtype == torch.float32 and native.plain_cpu(x) and torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-            and not (torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad)))
+    """oneDNN's linear with a fused pointwise epilogue applies: CPU inference on ordinary float32 tensors
+    (also while FLOPs are counted: the fused function declares its own)."""
+    return fastconv.linear_pointwise_available() and fastconv.plain_inference(x, conv.weight, conv.bias)
 
 
 @declare_flops(lambda x, conv, out: 2 * out.numel() * conv.in_channels)  # FlopCounter does not know the op

@@ -106,21 +106,26 @@ def _dispatch_mode_active() -> bool:
 
 
 def plain_inference(*tensors) -> bool:
-    """CPU float32 inference on plain tensors (None skipped) that no autograd, no dispatch mode (FLOP
-    counting, fake tensors) and no other device sees: where hand-fused kernels may replace torch ops."""
+    """CPU float32 inference on plain tensors (None skipped; not fake, meta or another device) that no
+    autograd sees: where hand-fused kernels may replace torch ops. Callers whose kernels FLOP counting would
+    not see also require `not _dispatch_mode_active()`; those that declare their FLOPs (eqbench.costs) need
+    not."""
     ts = [t for t in tensors if t is not None]
     if not (native.plain_cpu(*ts) and all(t.dtype == torch.float32 for t in ts)):
         return False
-    if torch.is_grad_enabled() and any(t.requires_grad for t in ts):
-        return False
-    return not _dispatch_mode_active()
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in ts))
+
+
+def linear_pointwise_available() -> bool:
+    """oneDNN's linear with a fused pointwise epilogue (torch.ops.mkldnn._linear_pointwise) exists here."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
 def linear_relu_fused_ok(x: torch.Tensor, layer: nn.Linear) -> bool:
-    """Whether oneDNN's linear with a fused ReLU/bias epilogue (torch.ops.mkldnn._linear_pointwise) may
-    replace F.linear (+ ReLU): its values equal theirs bit for bit (tests/unit/test_fastconv.py)."""
-    return (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-            and plain_inference(x, layer.weight, layer.bias))
+    """Whether oneDNN's linear with a fused ReLU/bias epilogue may replace F.linear (+ ReLU): its values
+    equal theirs bit for bit (tests/unit/test_fastconv.py); FLOP counting sees F.linear."""
+    return (linear_pointwise_available() and plain_inference(x, layer.weight, layer.bias)
+            and not _dispatch_mode_active())
 
 
 def applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> bool:
@@ -129,7 +134,7 @@ def applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
             and weight.shape[0] >= MIN_CHANNELS and weight.shape[1] >= MIN_CHANNELS
             and x.shape[1] == weight.shape[1] and x.stride(1) == 1):
         return False
-    return plain_inference(x, weight, bias) and algorithm() != "direct"
+    return plain_inference(x, weight, bias) and algorithm() != "direct" and not _dispatch_mode_active()
 
 
 def transform_weight(weight: torch.Tensor) -> torch.Tensor:
@@ -164,7 +169,7 @@ def _winograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, 
                                                  memory_format=torch.channels_last)
     rows = max(1, min(th, BAND_BYTES // (144 * tw * (c + co))))
     buf = _scratch(36 * rows * tw * (c + co))
-    v_ptr, m_ptr = buf.data_ptr(), buf.data_ptr() + 4 * 36 * rows * tw * c
+    m_start = 36 * rows * tw * c  # the products follow the transformed input of the largest band
     zero, sink = torch.zeros(c), torch.empty(co)
     part = None if sums is None else torch.zeros(co, dtype=torch.float64)
     (_, _, xsh, xsw), (_, _, ysh, ysw) = x.stride(), y.stride()
@@ -174,10 +179,10 @@ def _winograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, 
             t1 = min(th, t0 + rows)
             tiles = (t1 - t0) * tw
             v = buf[:36 * tiles * c].view(36, tiles, c)
-            m = buf[36 * rows * tw * c:36 * rows * tw * c + 36 * tiles * co].view(36, tiles, co)
-            dll.eqb_wino_in(x_ptr, xsh, xsw, h, w, c, t0, t1, t0, tw, v_ptr, tiles, zero.data_ptr())
+            m = buf[m_start:m_start + 36 * tiles * co].view(36, tiles, co)
+            dll.eqb_wino_in(x_ptr, xsh, xsw, h, w, c, t0, t1, tw, v.data_ptr(), zero.data_ptr())
             torch.bmm(v, u, out=m)  # the only multi-threaded step (see MAX_THREADS)
-            dll.eqb_wino_out(m_ptr, tiles, co, t0, t1, t0, tw, h, w, b_ptr, int(relu), y_ptr, ysh, ysw,
+            dll.eqb_wino_out(m.data_ptr(), co, t0, t1, tw, h, w, b_ptr, int(relu), y_ptr, ysh, ysw,
                              sink.data_ptr(), None if part is None else part.data_ptr())
         if part is not None:
             sums[i] = part
@@ -221,8 +226,4 @@ class Conv3x3(nn.Conv2d):
         super().__init__(cin, cout, 3, padding=1, bias=bias)
 
     def forward(self, x: torch.Tensor, relu: bool = False, out: torch.Tensor | None = None) -> torch.Tensor:
-        if applies(x, self.weight, self.bias) and (out is None or _out_ok(out, x, self.out_channels)):
-            return _winograd(x, self.weight, self.bias, relu, out)
-        y = super().forward(x)
-        y = F.relu(y) if relu else y
-        return y if out is None else out.copy_(y)
+        return conv3x3(x, self.weight, self.bias, relu, out)

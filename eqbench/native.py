@@ -321,8 +321,8 @@ NO_CONTRACT void eqb_involution(const float *u, const float *kern, const float *
  *   input transform  B^T d B, d the 6x6 input patch of a 4x4 output tile
  *   output transform A^T m A (+ bias, optional ReLU)
  * Vectorised over channels (16 at a time, then one by one). Out-of-image taps read `zero` (C zeros);
- * out-of-image outputs of edge tiles go to `sink` (Co floats, one per thread). Tile rows [ty0, ty1) of a
- * band starting at tile row tb, tw tiles per row; V is 36 x T x C and M 36 x T x Co (T tiles in the band).
+ * out-of-image outputs of edge tiles go to `sink` (Co floats). One call covers the band of tile rows
+ * [ty0, ty1), tw tiles per row, T = (ty1 - ty0) tw tiles; V is 36 x T x C and M 36 x T x Co.
  * With `sums` (Co doubles), eqb_wino_out also adds up every output channel over the written pixels (a tile's
  * 16 in float32, then into the double total), for a global average pool that follows the convolution. */
 typedef float v16 __attribute__((vector_size(64)));
@@ -354,10 +354,9 @@ static inline float relu1(float v) { return v > 0 ? v : 0; }
         for (int j = 0; j < 6; j++) ST(out + (i * 6 + j) * ks + c, o[j]); } } while (0)
 
 void eqb_wino_in(const float *x, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C,
-                 ptrdiff_t ty0, ptrdiff_t ty1, ptrdiff_t tb, ptrdiff_t tw, float *restrict V, ptrdiff_t T,
-                 const float *zero)
+                 ptrdiff_t ty0, ptrdiff_t ty1, ptrdiff_t tw, float *restrict V, const float *zero)
 {
-    const ptrdiff_t ks = T * C;
+    const ptrdiff_t ks = (ty1 - ty0) * tw * C;
     for (ptrdiff_t ty = ty0; ty < ty1; ty++)
         for (ptrdiff_t tx = 0; tx < tw; tx++) {
             const float *p[36];
@@ -366,7 +365,7 @@ void eqb_wino_in(const float *x, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t H, ptrdif
                     const ptrdiff_t yy = 4 * ty - 1 + r, xx = 4 * tx - 1 + s;
                     p[r * 6 + s] = (yy >= 0 && yy < H && xx >= 0 && xx < W) ? x + yy * sh + xx * sw : zero;
                 }
-            float *restrict out = V + ((ty - tb) * tw + tx) * C;
+            float *restrict out = V + ((ty - ty0) * tw + tx) * C;
             ptrdiff_t c = 0;
             for (; c + 16 <= C; c += 16)
                 WINO_IN_BODY(v16, ldv16, stv16, c);
@@ -393,11 +392,11 @@ void eqb_wino_in(const float *x, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t H, ptrdif
             if (sums) \
                 acc += v * valid[i * 4 + j]; } } } while (0)
 
-void eqb_wino_out(const float *restrict M, ptrdiff_t T, ptrdiff_t Co, ptrdiff_t ty0, ptrdiff_t ty1, ptrdiff_t tb,
-                  ptrdiff_t tw, ptrdiff_t H, ptrdiff_t W, const float *bias, int relu, float *y, ptrdiff_t sh,
-                  ptrdiff_t sw, float *sink, double *sums)
+void eqb_wino_out(const float *restrict M, ptrdiff_t Co, ptrdiff_t ty0, ptrdiff_t ty1, ptrdiff_t tw, ptrdiff_t H,
+                  ptrdiff_t W, const float *bias, int relu, float *y, ptrdiff_t sh, ptrdiff_t sw, float *sink,
+                  double *sums)
 {
-    const ptrdiff_t ks = T * Co;
+    const ptrdiff_t ks = (ty1 - ty0) * tw * Co;
     float valid[16];
     for (ptrdiff_t ty = ty0; ty < ty1; ty++)
         for (ptrdiff_t tx = 0; tx < tw; tx++) {
@@ -408,7 +407,7 @@ void eqb_wino_out(const float *restrict M, ptrdiff_t T, ptrdiff_t Co, ptrdiff_t 
                     q[i * 4 + j] = (yy < H && xx < W) ? y + yy * sh + xx * sw : sink;
                     valid[i * 4 + j] = yy < H && xx < W;
                 }
-            const float *m = M + ((ty - tb) * tw + tx) * Co;
+            const float *m = M + ((ty - ty0) * tw + tx) * Co;
             ptrdiff_t c = 0;
             for (; c + 16 <= Co; c += 16) {
                 v16 b = {0};
@@ -509,8 +508,8 @@ def lib() -> ctypes.CDLL | None:
         "eqb_resample_cols": (None, [ptr, ptr, _P, _P, _P, ptr, ptr, i32, ptr, ptr, ptr, i32, i32]),
         "eqb_score_rgb": (None, [ptr, ptr, ptr, _P, _P, _P, _P, i32, i32, ptr, ptr, ptr, ptr]),
         "eqb_involution": (None, [ptr, ptr, ptr, ptr, _P, _P, _P, _P, _P, _P, _P, ptr]),
-        "eqb_wino_in": (None, [ptr, _P, _P, _P, _P, _P, _P, _P, _P, _P, ptr, _P, ptr]),
-        "eqb_wino_out": (None, [ptr, _P, _P, _P, _P, _P, _P, _P, _P, ptr, i32, ptr, _P, _P, ptr, ptr]),
+        "eqb_wino_in": (None, [ptr, _P, _P, _P, _P, _P, _P, _P, _P, ptr, ptr]),
+        "eqb_wino_out": (None, [ptr, _P, _P, _P, _P, _P, _P, ptr, i32, ptr, _P, _P, ptr, ptr]),
     }
     for name, (restype, argtypes) in signatures.items():
         fn = getattr(dll, name)
