@@ -26,12 +26,13 @@ def conv3(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
     return Conv3x3(cin, cout) if k == 3 else nn.Conv2d(cin, cout, k, padding=k // 2)
 
 
-def fuse_conv_relu(seq: nn.Sequential, x: torch.Tensor) -> bool:
+def fuse_conv_relu(seq: nn.Sequential, x: torch.Tensor, scope: nn.Module | None = None) -> bool:
     """Whether seq = (3x3 conv, ReLU, ...) may run as seq[0](x, relu=True): Winograd applies (the ReLU goes
-    into its output transform) and no forward hook sits on seq or below (else the modules run as they are,
-    so every hook fires)."""
+    into its output transform) and no forward hook sits on `scope` (default seq; a caller fusing more passes
+    its block) or below (else the modules run as they are, so every hook fires)."""
     conv = seq[0]
-    return isinstance(conv, Conv3x3) and fastconv.applies(x, conv.weight, conv.bias) and not has_hooks(seq)
+    return (isinstance(conv, Conv3x3) and fastconv.applies(x, conv.weight, conv.bias)
+            and not has_hooks(seq if scope is None else scope))
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:
@@ -88,7 +89,7 @@ class RDB(nn.Module):
         self.LFF = nn.Conv2d(g0 + n_layers * growth, g0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if fuse_conv_relu(self.convs[0].conv, x) and not has_hooks(self):
+        if fuse_conv_relu(self.convs[0].conv, x, scope=self):
             return pointwise_cl(self._dense_in_place(x), self.LFF) + x
         return self.LFF(self.convs(x)) + x
 

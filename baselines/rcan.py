@@ -43,7 +43,7 @@ class RCAB(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         body = self.body
-        if fuse_conv_relu(body, x) and not has_hooks(self):
+        if fuse_conv_relu(body, x, scope=self):
             # the attention's average pool comes out of the second convolution's output transform, and
             # x + y * a is one pass (torch.addcmul): two passes over the map fewer per block
             y, mean = fastconv.conv3x3_mean(body[0](x, relu=True), body[2].weight, body[2].bias)
